@@ -1,0 +1,60 @@
+# MIVA: `make run` runs the whole local pipeline, `make test` passes the tests.
+# Every target sets up what it needs (.venv, system packages) on a clean machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PRESET ?= tiny-cpu
+ARGS ?=
+env ?= dev
+TF_PLUGIN_DIR ?= /opt/tf-plugins
+
+.DEFAULT_GOAL := help
+
+.PHONY: help setup system-deps run synth validate test test-slow lint format bench \
+        infra-validate infra-plan infra-apply infra-destroy \
+        pipeline-compile pipeline-run images clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed ## create .venv and install miva with its dev extras (pinned by constraints.txt)
+
+system-deps: ## install system packages the integration tests need (PostgreSQL 15) when missing
+	@bash scripts/system-deps.sh
+
+run: setup ## run the whole local pipeline on the default preset (PRESET=tiny-cpu)
+	$(VENV)/bin/miva synth -c $(PRESET) $(ARGS)
+	$(VENV)/bin/miva validate -c $(PRESET) $(ARGS)
+
+test: setup system-deps ## run the test suite (not the slow tests) and the infra checks
+	$(PY) -m pytest -q -m "not slow and not gpu" $(ARGS)
+	$(MAKE) --no-print-directory infra-validate
+
+test-slow: setup system-deps ## run the slow tests (learning, full local pipeline)
+	$(PY) -m pytest -q -m "slow" $(ARGS)
+
+lint: setup ## ruff check and format check
+	$(VENV)/bin/ruff check src tests bench components pipelines
+	$(VENV)/bin/ruff format --check src tests bench components pipelines
+
+format: setup ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix src tests bench components pipelines
+	$(VENV)/bin/ruff format src tests bench components pipelines
+
+bench: setup ## run the CPU benchmarks; tables go to stdout and bench/RESULTS.md by hand
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+infra-validate: ## terraform fmt/validate/test offline and kustomize checks (TF_PLUGIN_DIR=$(TF_PLUGIN_DIR))
+	@if [ -x infra/validate.sh ]; then TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) infra/validate.sh; else echo "infra not built yet"; fi
+
+clean: ## remove local artifacts (.miva); keeps .venv
+	rm -rf .miva

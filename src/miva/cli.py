@@ -1,0 +1,251 @@
+"""`miva <stage> ...`: one subcommand per pipeline stage, each a thin shell over the library.
+
+Every subcommand takes `-c/--config PRESET` (a name in configs/ or a YAML path) and any
+number of `--set key.path=value` overrides. Errors meant for users (`MivaError`) print
+one readable message and exit non-zero; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from miva import __version__
+from miva.config import DEFAULT_PRESET, MivaConfig, describe, load_config
+from miva.errors import MivaError, NotBuiltError
+
+Handler = Callable[[argparse.Namespace, MivaConfig], int | None]
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def _add_config_show(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["show"], nargs="?", default="show")
+    p.add_argument("--json", action="store_true", help="print the resolved config as JSON")
+
+
+def _run_config_show(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    if args.json:
+        import json
+
+        print(json.dumps(cfg.to_dict(), indent=2))
+    else:
+        print("\n".join(describe(values=cfg)))
+    return 0
+
+
+# ----------------------------------------------------------------------------- synth
+
+
+def _add_synth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="dataset folder or s3:// URI (default: data.output)")
+    p.add_argument("--n", type=int, help="number of samples (data.n)")
+    p.add_argument("--tasks", help="comma-separated task families (data.tasks)")
+    p.add_argument("--images-per-sample", help="MIN,MAX images per sample (data.images_per_sample)")
+    p.add_argument("--image-size", type=int, help="image side in pixels (data.image_size)")
+    p.add_argument("--workers", type=int, help="worker processes (data.workers)")
+    p.add_argument("--seed", type=int, help="generator seed (data.seed)")
+    p.add_argument(
+        "--coco", help="COCO folder to build tasks from real annotations (data.coco_path)"
+    )
+
+
+def _run_synth(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    raise NotBuiltError("`miva synth` is not built yet (issue: foundation, synthesis)")
+
+
+# ----------------------------------------------------------------------------- validate
+
+
+def _add_validate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", nargs="?", help="dataset folder or s3:// URI (default: data.output)")
+    p.add_argument("--out", help="output folder (default: validate.output)")
+
+
+def _run_validate(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    raise NotBuiltError("`miva validate` is not built yet (issue: foundation, validation gate)")
+
+
+# ----------------------------------------------------------------------------- agent
+
+
+def _add_agent(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model (default: model.name_or_path)")
+    p.add_argument("--dataset", help="dataset folder or s3:// URI")
+    p.add_argument("--split", default="test")
+    p.add_argument("--n", type=int, default=4, help="samples to run")
+    p.add_argument("--out", default=".miva/agent", help="folder for the images the model saw")
+    p.add_argument(
+        "--html", action="store_true", help="also write an HTML page with the images inline"
+    )
+
+
+def _run_agent(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    raise NotBuiltError("`miva agent` is not built yet (issue: agent runtime)")
+
+
+# ----------------------------------------------------------------------------- sft / train
+
+
+def _add_sft(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="starting model (default: model.name_or_path)")
+    p.add_argument("--dataset", help="training dataset (default: validated clean dataset)")
+    p.add_argument("--out", help="output model folder (default: sft.output)")
+
+
+def _run_sft(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    raise NotBuiltError("`miva sft` is not built yet (issue: GRPO trainer)")
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model", help="starting model (default: sft.output when SFT ran, else model.name_or_path)"
+    )
+    p.add_argument("--dataset", help="training dataset (default: validated clean dataset)")
+    p.add_argument("--out", help="output model folder (default: train.output)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint in --out"
+    )
+
+
+def _run_train(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    raise NotBuiltError("`miva train` is not built yet (issue: GRPO trainer)")
+
+
+# ----------------------------------------------------------------------------- eval / bench
+
+
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model to evaluate")
+    p.add_argument("--dataset", help="dataset folder or s3:// URI")
+    p.add_argument("--bench", help="benchmark adapter name (see `miva bench list`)")
+    p.add_argument("--path", help="benchmark folder in its native layout")
+    p.add_argument("--baseline", help="second model evaluated on the same items")
+    p.add_argument("--out", help="output folder (default: eval.output)")
+
+
+def _run_eval(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    raise NotBuiltError("`miva eval` is not built yet (issue: evaluation)")
+
+
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["list"], help="list the benchmark adapters")
+
+
+def _run_bench(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    raise NotBuiltError("`miva bench` is not built yet (issue: evaluation)")
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def _add_register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="save_pretrained model folder or s3:// URI")
+    p.add_argument("--metrics", help="metrics.json from `miva eval`")
+    p.add_argument("--dataset", help="training dataset (for lineage)")
+
+
+def _run_register(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    raise NotBuiltError("`miva register` is not built yet (issue: model registry)")
+
+
+def _add_registry(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["show", "promote", "rollback"])
+    p.add_argument("--version", help="model version (promote)")
+
+
+def _run_registry(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    raise NotBuiltError("`miva registry` is not built yet (issue: model registry)")
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def _add_pipeline(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["local", "compile", "run"])
+    p.add_argument(
+        "--output", default="pipeline.yaml", help="compiled pipeline YAML (compile, run)"
+    )
+    p.add_argument(
+        "--wait", action="store_true", help="wait for the cluster run and print status lines"
+    )
+
+
+def _run_pipeline(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    raise NotBuiltError("`miva pipeline` is not built yet (issue: Kubeflow pipeline)")
+
+
+# ----------------------------------------------------------------------------- main
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
+    "config": ("show the resolved config with descriptions", _add_config_show, _run_config_show),
+    "synth": ("synthesize a multi-image QA dataset", _add_synth, _run_synth),
+    "validate": ("validate a dataset; quarantine bad rows", _add_validate, _run_validate),
+    "agent": ("run the agent on a few samples and show trajectories", _add_agent, _run_agent),
+    "sft": ("supervised cold start on gold trajectories", _add_sft, _run_sft),
+    "train": ("GRPO training with multi-turn tool use", _add_train, _run_train),
+    "eval": ("evaluate a model on dataset splits and benchmarks", _add_eval, _run_eval),
+    "bench": ("public benchmark adapters", _add_bench, _run_bench),
+    "register": (
+        "register a model version and apply the promotion policy",
+        _add_register,
+        _run_register,
+    ),
+    "registry": ("show or move registry aliases by hand", _add_registry, _run_registry),
+    "pipeline": (
+        "run the DAG locally, compile it, or submit it to Kubeflow",
+        _add_pipeline,
+        _run_pipeline,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="miva", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"miva {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_args, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "-c",
+            "--config",
+            default=DEFAULT_PRESET,
+            help="preset name in configs/ or a YAML path (default: %(default)s)",
+        )
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value, e.g. train.lr=1e-5",
+        )
+        add_args(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _, _, handler = COMMANDS[args.command]
+    try:
+        cfg = load_config(args.config, args.overrides)
+        return int(handler(args, cfg) or 0)
+    except MivaError as exc:
+        print(f"miva {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"miva {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def workdir(cfg: MivaConfig) -> Path:
+    path = Path(cfg.workdir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,555 @@
+"""One typed configuration for a whole MIVA run.
+
+A run is described by a YAML preset in `configs/` (``tiny-cpu.yaml`` is the default)
+plus command-line overrides such as ``--set train.lr=1e-5``. Every field documents
+itself (`miva config show` prints the resolved values with their descriptions) and
+cross-field rules fail early with a message that says what to change.
+
+Sections, in pipeline order: ``data`` (synthesis), ``validate`` (the gate), ``model``,
+``agent`` (tools and rollouts), ``reward``, ``sft``, ``train`` (GRPO), ``eval``,
+``registry``, ``storage``, ``pipeline`` (Kubeflow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from miva.errors import ConfigError
+
+# Presets live in the repository's configs/; images set MIVA_CONFIG_DIR to where they copied them.
+CONFIG_DIR = Path(
+    os.environ.get("MIVA_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs")
+)
+DEFAULT_PRESET = "tiny-cpu"
+
+TASKS = (
+    "counting",
+    "selection",
+    "comparison",
+    "attribute",
+    "grounding",
+    "group_grounding",
+    "difference",
+)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class ParaphraseConfig(Section):
+    enabled: bool = Field(
+        False,
+        description="Rewrite questions through an OpenAI-compatible chat endpoint; answers are kept.",
+    )
+    endpoint: str = Field(
+        "http://127.0.0.1:8000/v1",
+        description="Base URL of the OpenAI-compatible server (e.g. `vllm serve`).",
+    )
+    model: str = Field("Qwen/Qwen2.5-7B-Instruct", description="Model name sent to the endpoint.")
+    timeout_s: float = Field(
+        30.0, gt=0, description="Per-request timeout; on failure the template question is kept."
+    )
+
+
+class DataConfig(Section):
+    """Synthesis of multi-image fine-grained QA (IMAgent's MIFG-QA, MIRG-RL's grounding tasks)."""
+
+    seed: int = Field(
+        0, description="Generator seed: the same seed and config give the same dataset digest."
+    )
+    n: int = Field(600, ge=1, description="Number of samples to generate over all splits.")
+    splits: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1},
+        description="Split name -> fraction of samples; images are never shared across splits.",
+    )
+    tasks: list[str] = Field(
+        default_factory=lambda: list(TASKS),
+        description=f"Task families to generate; known: {', '.join(TASKS)}.",
+    )
+    images_per_sample: tuple[int, int] = Field(
+        (2, 4), description="Inclusive range of images per sample (2-6)."
+    )
+    image_size: int = Field(448, ge=56, le=4096, description="Side of each square image in pixels.")
+    multiple_choice_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Fraction of items with a multiple-choice variant where the family allows one.",
+    )
+    workers: int = Field(2, ge=1, description="Worker processes for rendering.")
+    coco_path: str | None = Field(
+        None,
+        description="Folder with a COCO instances JSON and images: build the same task families from real annotations.",
+    )
+    paraphrase: ParaphraseConfig = Field(default_factory=ParaphraseConfig)
+    output: str = Field(".miva/data/synth", description="Dataset folder (local path or s3:// URI).")
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        unknown = sorted(set(self.tasks) - set(TASKS))
+        if unknown:
+            raise ValueError(f"data.tasks has unknown task(s) {unknown}; known: {list(TASKS)}")
+        lo, hi = self.images_per_sample
+        if not 2 <= lo <= hi <= 6:
+            raise ValueError(
+                f"data.images_per_sample must satisfy 2 <= min <= max <= 6, got {self.images_per_sample}"
+            )
+        if abs(sum(self.splits.values()) - 1.0) > 1e-6:
+            raise ValueError(
+                f"data.splits fractions must sum to 1, got {sum(self.splits.values())}"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- validate
+
+
+class ValidateConfig(Section):
+    """The validation gate: great-expectations suite plus per-row checks."""
+
+    max_quarantine_fraction: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Fail the gate when more than this fraction of rows is quarantined.",
+    )
+    question_chars: tuple[int, int] = Field(
+        (10, 2000), description="Inclusive bounds on question length in characters."
+    )
+    max_option_share: float = Field(
+        0.40,
+        gt=0,
+        le=1,
+        description="No option letter may be the answer of more than this share of a split.",
+    )
+    image_index_slack: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="No image index may exceed its fair share of answers by more than this.",
+    )
+    near_duplicate_threshold: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="Jaccard similarity of question shingles (with identical images) above which rows are near duplicates.",
+    )
+    output: str = Field(
+        ".miva/data/validated",
+        description="Folder for report.json, data docs, clean/ and quarantine/ datasets.",
+    )
+
+
+# --------------------------------------------------------------------------- model
+
+
+class ModelConfig(Section):
+    name_or_path: str = Field(
+        "tiny-random",
+        description="`tiny-random`, a local folder, an s3:// URI or a hub id of a Qwen2.5-VL / Qwen2-VL checkpoint.",
+    )
+    family: Literal["qwen2.5-vl", "qwen2-vl"] = Field(
+        "qwen2.5-vl",
+        description="Decides the box coordinate convention (resized-image pixels vs 0-1000).",
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Parameter dtype; bfloat16 on GPUs."
+    )
+    min_pixels: int = Field(
+        56 * 56, ge=28 * 28, description="Lower bound on pixels per image after resizing."
+    )
+    max_pixels: int = Field(
+        112 * 112,
+        ge=28 * 28,
+        description="Upper bound on pixels per image after resizing (controls vision tokens per image).",
+    )
+    attn_implementation: str = Field(
+        "sdpa",
+        description="transformers attention implementation (sdpa, eager, flash_attention_2).",
+    )
+
+
+# --------------------------------------------------------------------------- agent
+
+
+class SandboxConfig(Section):
+    cpu_seconds: int = Field(5, ge=1, description="CPU-time limit of one python tool call.")
+    wall_seconds: float = Field(
+        10.0, gt=0, description="Wall-clock limit; the whole process group is killed after it."
+    )
+    memory_mb: int = Field(1024, ge=64, description="Address-space limit of the sandboxed process.")
+    output_bytes: int = Field(
+        8192, ge=256, description="Captured stdout/stderr beyond this is cut."
+    )
+
+
+class SearchConfig(Section):
+    corpus: str | None = Field(
+        None, description="JSONL corpus ({id, text[, title]} per line) searched with BM25."
+    )
+    endpoint: str | None = Field(
+        None, description="Optional HTTP search backend behind the same interface."
+    )
+    top_k: int = Field(3, ge=1, le=20, description="Passages returned per query.")
+
+
+class AgentConfig(Section):
+    """The multi-turn tool-using agent (IMAgent zoom/view, Visual-ARFT python/search)."""
+
+    tools: list[Literal["zoom", "view", "python", "search"]] = Field(
+        default_factory=lambda: ["zoom", "view"], description="Tools offered to the model."
+    )
+    engine: Literal["hf", "vllm"] = Field(
+        "hf", description="Rollout engine: transformers generate (CPU/GPU) or vLLM (GPU)."
+    )
+    max_turns: int = Field(
+        3, ge=1, description="Assistant turns per trajectory (tool calls + final answer)."
+    )
+    max_new_tokens: int = Field(48, ge=1, description="New tokens per assistant turn.")
+    max_total_tokens: int = Field(
+        2048, ge=64, description="Sequence length budget of one trajectory."
+    )
+    max_trajectory_pixels: int = Field(
+        112 * 112 * 10,
+        ge=28 * 28,
+        description="Image budget: total pixels of all images in one trajectory.",
+    )
+    zoom_upscale_to: int = Field(
+        112, ge=28, description="Zoom crops are upscaled so their longer side has this many pixels."
+    )
+    temperature: float = Field(1.0, ge=0, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
+    malformed_call: Literal["error_turn", "stop"] = Field(
+        "error_turn",
+        description="On an unparseable tool call: return an error turn to the model, or stop the trajectory.",
+    )
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+
+
+# --------------------------------------------------------------------------- rewards
+
+
+class RewardConfig(Section):
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"accuracy": 0.8, "format": 0.2, "tool_gain": 1.2},
+        description="Reward component name -> weight (DeepEyes/IMAgent: 0.8 acc + 0.2 format + 1.2 tool gain).",
+    )
+    iou_threshold: float | None = Field(
+        None, ge=0, le=1, description="Box accuracy as 1[IoU >= t]; None = continuous IoU."
+    )
+    number_tolerance: float = Field(
+        0.0, ge=0, description="Relative tolerance for numeric answers."
+    )
+    tool_gain_requires_evidence: bool = Field(
+        False, description="Pay the tool-use gain only when a zoomed region overlaps the evidence."
+    )
+    length_penalty_tokens: int | None = Field(
+        None, description="Response length beyond which the length penalty grows linearly."
+    )
+    turn_penalty: float = Field(0.0, ge=0, description="Penalty per turn beyond the first.")
+
+
+# --------------------------------------------------------------------------- sft
+
+
+class LoraConfig(Section):
+    enabled: bool = Field(
+        False, description="Train LoRA adapters (peft) instead of all weights; merged before GRPO."
+    )
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+
+
+class SFTConfig(Section):
+    """Cold start on gold trajectories (MIRG-RL); optional for strong base models."""
+
+    enabled: bool = Field(True, description="Run the SFT stage before GRPO.")
+    steps: int = Field(300, ge=0)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(20, ge=0)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    output: str = Field(
+        ".miva/models/sft", description="save_pretrained folder (local path or s3:// URI)."
+    )
+
+
+# --------------------------------------------------------------------------- train
+
+
+StatusPolicy = Literal["train", "mask", "penalize"]
+
+
+class TrainConfig(Section):
+    """GRPO with multi-turn tool use and the two-level mask (see rl/grpo.py)."""
+
+    steps: int = Field(100, ge=1)
+    prompts_per_step: int = Field(8, ge=1)
+    group_size: int = Field(8, ge=2, description="Trajectories sampled per prompt (G).")
+    mu: int = Field(1, ge=1, description="Policy updates per batch with stored old log-probs.")
+    micro_batch_size: int = Field(16, ge=1, description="Trajectories per forward/backward pass.")
+    lr: float = Field(5e-5, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    eps_low: float = Field(0.2, ge=0)
+    eps_high: float = Field(0.28, ge=0, description="DAPO clip-higher.")
+    beta: float = Field(0.0, ge=0, description="KL coefficient (k3); 0 loads no reference model.")
+    advantage_std: Literal["group", "batch", "none"] = Field(
+        "group", description="Std scaling of advantages (none = Dr.GRPO)."
+    )
+    loss_agg: Literal["seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"] = Field(
+        "token-mean"
+    )
+    dynamic_sampling: bool = Field(
+        True, description="Drop zero-variance groups and refill the batch (DAPO)."
+    )
+    max_refill_rounds: int = Field(3, ge=0)
+    status_policy: dict[str, StatusPolicy] = Field(
+        default_factory=lambda: {
+            "ok": "train",
+            "truncated": "mask",
+            "malformed": "penalize",
+            "tool_error": "mask",
+            "max_turns": "mask",
+            "image_budget": "mask",
+        },
+        description="Trajectory-level mask: what to do with each rollout status.",
+    )
+    curate: bool = Field(
+        False,
+        description="Keep only prompts the starting policy solves sometimes (rejection sampling).",
+    )
+    curate_samples: int = Field(4, ge=2)
+    engine: Literal["torch", "deepspeed"] = Field("torch")
+    zero_stage: Literal[2, 3] = Field(2)
+    gradient_checkpointing: bool = Field(False)
+    checkpoint_every: int = Field(50, ge=1)
+    resume: bool = Field(False)
+    output: str = Field(
+        ".miva/models/grpo", description="save_pretrained folder (local path or s3:// URI)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.eps_high < self.eps_low:
+            raise ValueError(
+                f"train.eps_high ({self.eps_high}) must be >= train.eps_low ({self.eps_low})"
+            )
+        missing = {"ok", "truncated", "malformed", "tool_error", "max_turns", "image_budget"} - set(
+            self.status_policy
+        )
+        if missing:
+            raise ValueError(f"train.status_policy lacks statuses {sorted(missing)}")
+        return self
+
+
+# --------------------------------------------------------------------------- eval
+
+
+class EvalConfig(Section):
+    splits: list[str] = Field(default_factory=lambda: ["test"])
+    greedy: bool = Field(True)
+    pass_k: int = Field(1, ge=1, description="Samples per item for pass@k when not greedy.")
+    max_items: int | None = Field(None, description="Cap on items per split or benchmark.")
+    batch_size: int = Field(16, ge=1)
+    benchmarks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Benchmark name -> folder or s3:// URI in its native layout.",
+    )
+    baseline: str | None = Field(None, description="Model to compare against on the same items.")
+    output: str = Field(".miva/eval")
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class RegistryConfig(Section):
+    tracking_uri: str = Field(
+        "sqlite:///.miva/mlflow.db", description="MLflow tracking URI (local SQLite by default)."
+    )
+    artifact_location: str | None = Field(
+        None, description="Artifact root for new experiments (default: ./.miva/mlartifacts)."
+    )
+    experiment: str = Field("miva")
+    model_name: str = Field("miva-agent", description="Registered model name.")
+    primary_metric: str = Field("eval/test/overall/accuracy")
+    margin: float = Field(
+        0.0,
+        ge=0,
+        description="The challenger must beat the champion's primary metric by at least this.",
+    )
+    guards: dict[str, float] = Field(
+        default_factory=dict, description="Guard metric -> largest tolerated drop."
+    )
+
+
+# --------------------------------------------------------------------------- storage / pipeline
+
+
+class StorageConfig(Section):
+    max_attempts: int = Field(5, ge=1, description="Attempts per S3 call before giving up.")
+    multipart_threshold_mb: int = Field(64, ge=5)
+
+
+class PipelineConfig(Section):
+    image_registry: str = Field(
+        "ghcr.io/miva-project", description="Registry that holds the stage images."
+    )
+    image_tag: str = Field(
+        "latest", description="Stage image tag (make images writes package version + git commit)."
+    )
+    gpu_type: str = Field("nvidia.com/gpu", description="Accelerator resource name.")
+    gpu_count: int = Field(1, ge=0)
+    gpu_node_selector: dict[str, str] = Field(default_factory=lambda: {"miva.ai/pool": "gpu"})
+    num_nodes: int = Field(
+        1, ge=1, description="More than 1 submits a Kubeflow Trainer TrainJob for GRPO."
+    )
+    pipeline_root: str | None = Field(None, description="s3:// pipeline root on a cluster.")
+
+
+# --------------------------------------------------------------------------- root
+
+
+class MivaConfig(Section):
+    run_name: str = Field(
+        "miva-tiny", description="Human name of this run (MLflow run name, KFP run name)."
+    )
+    seed: int = Field(0)
+    workdir: str = Field(
+        ".miva", description="Local working folder for artifacts and the SQLite MLflow store."
+    )
+    data: DataConfig = Field(default_factory=DataConfig)
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> MivaConfig:
+        batch = self.train.prompts_per_step * self.train.group_size
+        if batch % self.train.micro_batch_size and self.train.micro_batch_size < batch:
+            raise ValueError(
+                f"train.prompts_per_step * train.group_size = {batch} trajectories is not divisible by "
+                f"train.micro_batch_size = {self.train.micro_batch_size}; pick a micro batch that divides it"
+            )
+        return self
+
+    @property
+    def validate_cfg(self) -> ValidateConfig:
+        return self.validate_
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def digest(self) -> str:
+        """Stable hash of the resolved config (MLflow tag `config_hash`)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def preset_path(preset: str | Path) -> Path:
+    p = Path(preset)
+    if p.suffix in {".yaml", ".yml"} and p.exists():
+        return p
+    candidate = CONFIG_DIR / f"{preset}.yaml"
+    if candidate.exists():
+        return candidate
+    known = sorted(q.stem for q in CONFIG_DIR.glob("*.yaml"))
+    raise ConfigError(f"unknown preset {str(preset)!r}: not a YAML file and not one of {known}")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.lr=1e-5` -> (["train", "lr"], 1e-05). Values are parsed as YAML scalars/lists."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.path=value")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    return path, value
+
+
+def apply_override(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {'.'.join(path)}: {part!r} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(
+    preset: str | Path = DEFAULT_PRESET, overrides: list[str] | None = None
+) -> MivaConfig:
+    """Resolve a preset and `key.path=value` overrides into a validated config."""
+    path = preset_path(preset)
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    for text in overrides or []:
+        apply_override(tree, *parse_override(text))
+    return config_from_dict(tree, source=str(path))
+
+
+def config_from_dict(tree: dict[str, Any], source: str = "<dict>") -> MivaConfig:
+    try:
+        return MivaConfig.model_validate(tree)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"]).replace("validate_", "validate")
+            lines.append(f"  {loc or '<root>'}: {err['msg']}")
+        raise ConfigError(f"invalid config from {source}:\n" + "\n".join(lines)) from None
+
+
+def describe(
+    model: type[BaseModel] = MivaConfig, values: BaseModel | None = None, prefix: str = ""
+) -> list[str]:
+    """Lines `key = value  # description` for `miva config show`."""
+    out: list[str] = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        value = getattr(values, name) if values is not None else field.default
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out.append(f"[{prefix}{key}]")
+            out.extend(describe(annotation, value, prefix=f"{prefix}{key}."))
+            continue
+        doc = f"  # {field.description}" if field.description else ""
+        out.append(f"{prefix}{key} = {json.dumps(value, default=str)}{doc}")
+    return out
