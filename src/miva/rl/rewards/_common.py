@@ -1,0 +1,29 @@
+"""What every reward reads from a trajectory: the assistant's own text and its final answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from miva.rl.rewards.accuracy import extract_answer, score_answer
+
+
+def assistant_text(traj: Any) -> str:
+    """The text the policy wrote (all assistant turns; tool results and prompts excluded)."""
+    return "".join(t.text for t in traj.turns if t.role == "assistant")
+
+
+def prediction(traj: Any) -> str | None:
+    """The single answer outside the think block, over all assistant turns (None if 0 or >1)."""
+    return extract_answer(assistant_text(traj))
+
+
+def accuracy_of(traj: Any, sample: Any, cfg: Any) -> float:
+    """Accuracy score of one trajectory, with the tolerances of the reward config."""
+    return score_answer(
+        sample.answer_type,
+        prediction(traj),
+        sample.answer,
+        sample.choices,
+        number_tolerance=cfg.number_tolerance,
+        iou_threshold=cfg.iou_threshold,
+    )
