@@ -409,6 +409,8 @@ class StorageConfig(Section):
 
 
 class PipelineConfig(Section):
+    """The Kubeflow Pipelines DAG: images, GPU scheduling, secrets, submission, multi-node GRPO."""
+
     image_registry: str = Field(
         "ghcr.io/miva-project", description="Registry that holds the stage images."
     )
@@ -416,12 +418,48 @@ class PipelineConfig(Section):
         "latest", description="Stage image tag (make images writes package version + git commit)."
     )
     gpu_type: str = Field("nvidia.com/gpu", description="Accelerator resource name.")
-    gpu_count: int = Field(1, ge=0)
-    gpu_node_selector: dict[str, str] = Field(default_factory=lambda: {"miva.ai/pool": "gpu"})
+    gpu_count: int = Field(1, ge=0, description="GPUs per GPU stage (per node for multi-node GRPO).")
+    gpu_node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"miva.ai/pool": "gpu"},
+        description="Node labels that select the GPU node pool for sft, grpo and evaluate.",
+    )
+    gpu_toleration: str = Field(
+        "nvidia.com/gpu", description="Taint key (effect NoSchedule) that GPU stages tolerate."
+    )
+    shm_size: str = Field(
+        "16Gi", description="Size of the memory-backed /dev/shm mounted into GPU stages."
+    )
     num_nodes: int = Field(
         1, ge=1, description="More than 1 submits a Kubeflow Trainer TrainJob for GRPO."
     )
+    trainer_runtime: str = Field(
+        "torch-distributed",
+        description="ClusterTrainingRuntime the multi-node GRPO TrainJob refers to.",
+    )
+    trainjob_poll_s: float = Field(
+        15.0, gt=0, description="Seconds between status polls of a multi-node TrainJob."
+    )
     pipeline_root: str | None = Field(None, description="s3:// pipeline root on a cluster.")
+    host: str | None = Field(
+        None, description="Kubeflow Pipelines API endpoint; `$KFP_HOST` takes precedence."
+    )
+    namespace: str = Field(
+        "kubeflow", description="Kubernetes namespace of the run (the KFP profile namespace)."
+    )
+    experiment: str = Field("miva", description="KFP experiment the runs are filed under.")
+    service_account: str = Field(
+        "miva-pipeline", description="Kubernetes service account the pipeline pods run as."
+    )
+    s3_secret: str = Field(
+        "miva-s3", description="Kubernetes secret with the S3 credentials and endpoint."
+    )
+    mlflow_secret: str = Field(
+        "miva-mlflow", description="Kubernetes secret with the MLflow tracking URI and token."
+    )
+    retries: int = Field(
+        2, ge=0, description="Retries of stages that talk to networks (S3, MLflow, hub)."
+    )
+    caching: bool = Field(True, description="Cache the data stages (synthesize, validate).")
 
 
 # --------------------------------------------------------------------------- root
