@@ -145,10 +145,47 @@ class ValidateConfig(Section):
         le=1,
         description="Jaccard similarity of question shingles (with identical images) above which rows are near duplicates.",
     )
+    image_count: tuple[int, int] = Field(
+        (2, 6), description="Inclusive range of images per row; rows outside are quarantined."
+    )
+    extra_tasks: list[str] = Field(
+        default_factory=list,
+        description="Task names accepted besides the built-in families (e.g. from an imported dataset).",
+    )
+    option_slack: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="A letter whose fair share (mean 1/n_choices) is above max_option_share may exceed it by this much.",
+    )
+    balance_min_rows: int = Field(
+        30,
+        ge=1,
+        description="Balance rules skip a split with fewer applicable rows than this (too few to judge).",
+    )
+    critical_rules: list[str] = Field(
+        default_factory=lambda: ["shards_readable", "dataset_not_empty", "checks_ran"],
+        description="Rules whose failure fails the gate outright; others quarantine rows (row rules) or warn "
+        "(balance rules). Add e.g. option_balance to block on biased answers.",
+    )
     output: str = Field(
         ".miva/data/validated",
         description="Folder for report.json, data docs, clean/ and quarantine/ datasets.",
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> ValidateConfig:
+        lo, hi = self.question_chars
+        if not 0 <= lo <= hi:
+            raise ValueError(
+                f"validate.question_chars must satisfy 0 <= min <= max, got {self.question_chars}"
+            )
+        lo, hi = self.image_count
+        if not 1 <= lo <= hi:
+            raise ValueError(
+                f"validate.image_count must satisfy 1 <= min <= max, got {self.image_count}"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- model
