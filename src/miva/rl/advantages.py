@@ -69,10 +69,11 @@ def grpo_advantages(
     mf = m.to(r.dtype)
     mean = (r * mf).sum(1, keepdim=True) / mf.sum(1, keepdim=True).clamp(min=1)
     adv = r - mean
-    if std == "group":
-        adv = adv / (_masked_std(r, m, dim=1).unsqueeze(1) + eps)
-    elif std == "batch":
-        adv = adv / (_masked_std(r, m, dim=None) + eps)
+    if std != "none":
+        scale = _masked_std(r, m, dim=1).unsqueeze(1) if std == "group" else _masked_std(r, m, None)
+        scale = scale + eps
+        # a zero scale means every valid reward equals its mean: the deviation is already 0
+        adv = adv / torch.where(scale > 0, scale, torch.ones_like(scale))
     adv = torch.where(m, adv, torch.zeros_like(adv))
     return adv.view(-1).to(rewards.dtype)
 

@@ -212,7 +212,7 @@ def score_choice(prediction: str, answer: str, choices: Sequence[str] | None = N
     if gold is None:
         return exact_match(pred, answer)
     letters = CHOICE_LETTERS[: len(choices)] if choices else CHOICE_LETTERS
-    match = re.fullmatch(r"\(?([A-J])\)?(?:[.):]\s*(.*))?", pred, re.S)
+    match = re.fullmatch(r"\(?([A-J])\)?(?:[.):]\s*(.*))?", pred, re.S | re.I)
     if match and match.group(1).upper() in letters:
         picked = letters.index(match.group(1).upper())
         rest = match.group(2)
