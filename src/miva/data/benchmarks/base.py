@@ -1,0 +1,197 @@
+"""What every benchmark adapter provides, and the records they exchange.
+
+An adapter does two separate things, so that scoring never needs a model:
+
+- `convert(folder)` reads the benchmark's native files and returns `Sample`s in the
+  MIVA contract (pixel xyxy boxes, 1-based image numbers) plus the items it had to skip,
+  each with its reason. Scoring metadata (native id, cycle, references, ...) goes into
+  `Sample.meta`.
+- `score(samples, predictions)` turns one prediction per sample (the answer in dataset
+  conventions, or None when the model gave none) into the benchmark's official metrics.
+
+Metric names are relative (`<task>/<metric>`, `overall/<metric>`); the eval runner
+prefixes them with `eval/<set>/`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from miva.data.schema import Sample
+from miva.errors import DataError
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An item of the native files that did not become a scored sample, and why."""
+
+    item: str
+    reason: str
+
+
+@dataclass
+class Converted:
+    samples: list[Sample]
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass
+class ItemScore:
+    """The score of one item under the benchmark's rule.
+
+    `score` is the value averaged into the headline (1/0 for accuracy, F1 for open text);
+    `correct` is the binary verdict shown in galleries; `valid` is False when the
+    prediction was missing or could not be read (it is then scored as wrong).
+    """
+
+    sample_id: str
+    task: str
+    score: float
+    correct: bool
+    valid: bool
+    details: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BenchResult:
+    metrics: dict[str, float]
+    items: list[ItemScore]
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The per-benchmark summary: headline metrics and every skipped item with its reason."""
+        return {
+            "metrics": self.metrics,
+            "scored": len(self.items),
+            "skipped": [asdict(s) for s in self.skipped],
+        }
+
+
+class Benchmark(ABC):
+    """One public benchmark: native files in, samples out; predictions in, metrics out."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    expects: ClassVar[str]  # the files on disk, for `miva bench list`
+    metric: ClassVar[str]  # the headline metric name under overall/
+    tools: ClassVar[tuple[str, ...]] = ()  # tools the benchmark is meant to be run with
+
+    @abstractmethod
+    def convert(self, folder: Path, limit: int | None = None) -> Converted:
+        """Read the native files under `folder`."""
+
+    @abstractmethod
+    def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
+        """Score one prediction (dataset conventions; None = no answer)."""
+
+    @abstractmethod
+    def aggregate(self, samples: Sequence[Sample], items: Sequence[ItemScore]) -> dict[str, float]:
+        """Benchmark-level metrics from per-item scores (same order as `samples`)."""
+
+    def score(
+        self,
+        samples: Sequence[Sample],
+        predictions: Mapping[str, Any],
+        skipped: Sequence[Skipped] = (),
+    ) -> BenchResult:
+        """Official metrics; a sample without a prediction is scored as wrong."""
+        items = [self.score_item(s, predictions.get(s.id)) for s in samples]
+        return BenchResult(
+            metrics=self.aggregate(samples, items), items=items, skipped=list(skipped)
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.name}: {self.title}\n  expects: {self.expects}\n  metric: overall/{self.metric}"
+        )
+
+
+# ---------------------------------------------------------------------------- shared helpers
+
+
+def load_json(path: Path) -> Any:
+    """Read a JSON (or JSON lines) file; a clear DataError names the file when it is not."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing; expected this file in the benchmark folder")
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        try:
+            return [json.loads(ln) for ln in lines]
+        except json.JSONDecodeError:
+            raise DataError(f"{path}: not valid JSON or JSON lines ({exc})") from exc
+
+
+def expect_list(data: Any, path: Path, what: str) -> list[Any]:
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of {what}, got {type(data).__name__}")
+    return data
+
+
+def read_image_file(folder: Path, rel: str) -> bytes:
+    """Bytes of an image referenced by a relative path; FileNotFoundError/ValueError on trouble."""
+    rel = str(rel)
+    candidates = [folder / rel, folder / rel.removeprefix("./")]
+    for path in candidates:
+        if path.is_file():
+            return check_image(path.read_bytes(), rel)
+    raise FileNotFoundError(f"image file {rel} not found under {folder}")
+
+
+def check_image(blob: bytes, what: str) -> bytes:
+    try:
+        with Image.open(io.BytesIO(blob)) as img:
+            img.verify()
+    except Exception as exc:  # PIL raises many types for a broken file
+        raise ValueError(f"{what} is not a readable image ({exc.__class__.__name__})") from exc
+    return blob
+
+
+def image_size(blob: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(blob)) as img:
+        return img.size
+
+
+def image_bytes(value: Any, what: str) -> bytes:
+    """An image as shipped in a parquet/HF column: bytes, {"bytes": ...}, base64 text or PIL."""
+    import base64
+    import binascii
+
+    if isinstance(value, dict):
+        value = value.get("bytes")
+    if isinstance(value, bytes | bytearray):
+        return check_image(bytes(value), what)
+    if isinstance(value, str):
+        try:
+            return check_image(base64.b64decode(value, validate=False), what)
+        except binascii.Error as exc:
+            raise ValueError(f"{what} is not base64 image data") from exc
+    if isinstance(value, Image.Image):
+        buf = io.BytesIO()
+        value.convert("RGB").save(buf, format="PNG")
+        return buf.getvalue()
+    raise ValueError(f"{what} is empty or not an image ({type(value).__name__})")
+
+
+def require(entry: Mapping[str, Any], keys: Sequence[str]) -> None:
+    missing = [k for k in keys if k not in entry or entry[k] is None]
+    if missing:
+        raise KeyError(f"missing field(s) {missing}")
+
+
+def letter_options(options: Sequence[str]) -> str:
+    """'A. cat\\nB. dog' for a list of option texts."""
+    return "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(options))

@@ -1,0 +1,205 @@
+"""MC-Bench (Xu et al., 2024): multi-context visual grounding on 2,000 image pairs; a text
+prompt (referring, comparison or reasoning style) names zero or more target instances
+across the two images. Negative prompts name none.
+
+Native layout: one COCO-like JSON (`*.json` in the folder) with `images` {id, file_name,
+height, width, inter_img_id, text_id}, `annotations` {image_id, text_id, category_id,
+bbox [x, y, w, h] pixels}, `descriptions` {id, images_id [2], text, positive_sample,
+text_style}; images at `<folder>/<file_name>` or `<folder>/images/<file_name>`.
+
+A sample is one description over its two images; its answer is text listing every target
+as `image k: [x1, y1, x2, y2]` joined by "; " (or `none`), the structured targets sit in
+`meta["targets"]`. Predictions are written the same way.
+
+Metrics: instance-level AP50 (COCO 101-point AP at IoU 0.5 over all predicted boxes; the
+agent gives no confidences, so every box has confidence 1 and keeps its answer order) and
+image-level accuracy (for both images, "has a target" predicted right).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from miva.data.benchmarks.base import (
+    Benchmark,
+    Converted,
+    ItemScore,
+    Skipped,
+    load_json,
+    read_image_file,
+    require,
+)
+from miva.data.schema import Evidence, Sample, format_answer
+from miva.errors import DataError
+from miva.eval.metrics import Detection, average_precision, match_detections, mean
+
+INSTRUCTION = (
+    "List every object the text refers to in the two images as image k: [x1, y1, x2, y2], "
+    "separated by '; '. Answer none if no image contains it."
+)
+_PART = re.compile(r"image\s*(\d+)\s*[:,]?\s*(\[[^\]]*\])", re.I)
+_NONE = re.compile(r"^\W*(none|no target|no object|nothing)\W*$", re.I)
+
+
+def xywh_to_xyxy(raw: Any) -> list[float]:
+    if not isinstance(raw, list | tuple) or len(raw) != 4:
+        raise ValueError(f"bbox {raw!r} is not [x, y, w, h]")
+    x, y, w, h = (float(v) for v in raw)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"bbox {list(raw)} has no area")
+    return [x, y, x + w, y + h]
+
+
+def parse_targets(text: str | None) -> tuple[list[tuple[int, tuple[float, ...]]], bool]:
+    """`image 1: [..]; image 2: [..]` -> ([(1, box), (2, box)], valid). `none` -> ([], True)."""
+    from miva.rl.rewards.accuracy import parse_box
+
+    if text is None:
+        return [], False
+    if _NONE.match(text):
+        return [], True
+    out = []
+    for image, bracket in _PART.findall(text):
+        box = parse_box(bracket)
+        if box is not None:
+            out.append((int(image), box))
+    return out, bool(out)
+
+
+class McBench(Benchmark):
+    name = "mc-bench"
+    title = "MC-Bench: multi-context grounding on image pairs, instance AP50 and image accuracy"
+    expects = (
+        "<folder>/<one>.json, COCO-like: images{id,file_name,height,width,inter_img_id,text_id}, "
+        "annotations{image_id,text_id,category_id,bbox [x,y,w,h]}, descriptions{id,images_id[2],"
+        "text,positive_sample,text_style}; images at <folder>/[images/]<file_name>"
+    )
+    metric = "ap50"
+
+    def convert(self, folder: Path, limit: int | None = None) -> Converted:
+        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        if len(files) != 1:
+            raise DataError(
+                f"{folder}: expected exactly one MC-Bench annotation *.json, found {[p.name for p in files]}"
+            )
+        path = files[0]
+        data = load_json(path)
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(k), list) for k in ("images", "annotations", "descriptions")
+        ):
+            raise DataError(
+                f"{path}: expected a JSON object with lists 'images', 'annotations' and 'descriptions'"
+            )
+        images = {im.get("id"): im for im in data["images"] if isinstance(im, dict)}
+        boxes: dict[tuple[Any, Any], list[Any]] = defaultdict(list)
+        for ann in data["annotations"]:
+            if isinstance(ann, dict):
+                boxes[(ann.get("image_id"), ann.get("text_id"))].append(ann.get("bbox"))
+        samples: list[Sample] = []
+        skipped: list[Skipped] = []
+        for i, desc in enumerate(data["descriptions"]):
+            item = f"descriptions[{i}]" + (
+                f" (id {desc.get('id')})" if isinstance(desc, dict) else ""
+            )
+            try:
+                samples.append(self._sample(desc, images, boxes, folder))
+            except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
+                skipped.append(Skipped(item, str(exc)))
+            if limit is not None and len(samples) >= limit:
+                break
+        return Converted(samples, skipped)
+
+    def _sample(self, desc: Any, images: dict, boxes: dict, folder: Path) -> Sample:
+        if not isinstance(desc, dict):
+            raise TypeError(f"description is a {type(desc).__name__}, not an object")
+        require(desc, ["id", "images_id", "text"])
+        ids = list(desc["images_id"])
+        if len(ids) != 2:
+            raise ValueError(f"images_id {ids} does not name two images")
+        blobs, targets = [], []
+        for k, image_id in enumerate(ids, start=1):
+            if image_id not in images:
+                raise KeyError(f"image id {image_id} is not in 'images'")
+            name = str(images[image_id]["file_name"])
+            try:
+                blobs.append(read_image_file(folder, name))
+            except FileNotFoundError:
+                blobs.append(read_image_file(folder / "images", name))
+            for raw in boxes.get((image_id, desc["id"]), []):
+                targets.append({"image": k, "bbox": xywh_to_xyxy(raw)})
+        positive = bool(desc.get("positive_sample", True))
+        if positive and not targets:
+            raise ValueError("positive description without any annotated box")
+        if not positive and targets:
+            raise ValueError("negative description (positive_sample false) with annotated boxes")
+        answer = "; ".join(format_answer("image_bbox", t) for t in targets) if targets else "none"
+        return Sample(
+            task=str(desc.get("text_style") or "mc-bench"),
+            images=blobs,
+            question=f"{desc['text']}\n{INSTRUCTION}",
+            answer_type="text",
+            answer=answer,
+            evidence=[Evidence(t["image"], tuple(t["bbox"])) for t in targets],  # type: ignore[arg-type]
+            split="test",
+            source=self.name,
+            meta={
+                "benchmark": self.name,
+                "native_id": str(desc["id"]),
+                "targets": targets,
+                "positive": positive,
+            },
+        )
+
+    def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
+        preds, valid = parse_targets(None if prediction is None else str(prediction))
+        gold_images = {t["image"] for t in sample.meta["targets"]}
+        pred_images = {k for k, _ in preds}
+        right = valid and all((k in gold_images) == (k in pred_images) for k in (1, 2))
+        return ItemScore(
+            sample.id,
+            sample.task,
+            float(right),
+            right,
+            valid,
+            {"predicted_boxes": float(len(preds)), "image_accuracy": float(right)},
+        )
+
+    def aggregate(self, samples: Sequence[Sample], items: Sequence[ItemScore]) -> dict[str, float]:
+        raise NotImplementedError("MC-Bench needs the predictions for AP; use score()")
+
+    def score(self, samples, predictions, skipped=()):  # type: ignore[override]
+        from miva.data.benchmarks.base import BenchResult
+
+        items = [self.score_item(s, predictions.get(s.id)) for s in samples]
+        out: dict[str, float] = {}
+        styles = sorted({s.task for s in samples})
+        for style in [*styles, "overall"]:
+            chosen = [i for i, s in enumerate(samples) if style in ("overall", s.task)]
+            ap = self.ap50([samples[i] for i in chosen], predictions)
+            if ap is not None:
+                out[f"{style}/ap50"] = ap
+            out[f"{style}/image_accuracy"] = mean(items[i].score for i in chosen)
+            out[f"{style}/accuracy"] = out[f"{style}/image_accuracy"]
+        out["overall/invalid_rate"] = mean(0.0 if it.valid else 1.0 for it in items)
+        out["overall/items"] = float(len(items))
+        return BenchResult(out, items, list(skipped))
+
+    @staticmethod
+    def ap50(samples: Sequence[Sample], predictions: Any) -> float | None:
+        """Instance AP at IoU 0.5 over the given samples; None when they hold no target."""
+        from miva.rl.rewards.accuracy import box_iou
+
+        detections, gts = [], defaultdict(list)
+        for s in samples:
+            for t in s.meta["targets"]:
+                gts[(s.id, t["image"])].append(t["bbox"])
+            preds, _ = parse_targets(predictions.get(s.id))
+            detections += [Detection((s.id, k), box) for k, box in preds]
+        n_gt = sum(len(v) for v in gts.values())
+        if n_gt == 0:
+            return None
+        return average_precision(match_detections(detections, gts, box_iou, 0.5), n_gt)
