@@ -88,6 +88,16 @@ class DataConfig(Section):
         description="Fraction of items with a multiple-choice variant where the family allows one.",
     )
     workers: int = Field(2, ge=1, description="Worker processes for rendering.")
+    min_target_side_fraction: float = Field(
+        0.04,
+        gt=0,
+        lt=1,
+        description="Verifier: items whose answer box has a side below this fraction of the image side (and 4 px) are rejected as too small to see.",
+    )
+    coco_strict: bool = Field(
+        False,
+        description="COCO input: fail on a dangling image id or missing image file instead of skipping it with a logged reason.",
+    )
     coco_path: str | None = Field(
         None,
         description="Folder with a COCO instances JSON and images: build the same task families from real annotations.",
