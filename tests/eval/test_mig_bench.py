@@ -94,7 +94,7 @@ def _folder(tmp_path):
 
 
 def test_convert_relative_boxes_and_group_reference(tmp_path):
-    bench, conv = load_benchmark("mig-bench", _folder(tmp_path))
+    _, conv = load_benchmark("mig-bench", _folder(tmp_path))
     s = conv.samples
     assert [x.task for x in s] == [
         "common_object",
