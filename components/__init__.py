@@ -1,0 +1,17 @@
+"""KFP v2 lightweight components, one module per stage; each body only calls `miva`.
+
+The images carry `miva` and `kfp` installed (images/), so components install nothing at
+run time (`install_kfp_package=False`, no `packages_to_install`). Every component takes
+the run's config as `preset` + `overrides` (a JSON list of `key.path=value` strings) and
+the KFP run id / task name, which `miva.pipeline.stage.run_stage` hands to MLflow.
+"""
+
+from components.configure import configure
+from components.evaluate import evaluate
+from components.grpo import grpo
+from components.register import register
+from components.sft import sft
+from components.synthesize import synthesize
+from components.validate import validate
+
+__all__ = ["configure", "evaluate", "grpo", "register", "sft", "synthesize", "validate"]

@@ -1,0 +1,27 @@
+"""`miva eval`: the trained model and the starting model on the same held-out items."""
+
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+
+from components._base import stage_component
+
+
+@stage_component("evaluate")
+def evaluate(
+    preset: str,
+    overrides: str,
+    kfp_run_id: str,
+    kfp_task_name: str,
+    validated: Input[Dataset],
+    model: Input[Model],
+    results: Output[Artifact],
+    metrics: Output[Metrics],
+    report: Output[HTML],
+):
+    from miva.pipeline import stage
+
+    args = ["--model", model.path, "--dataset", stage.clean_dataset(validated.path)]
+    args += ["--out", results.path, *stage.baseline_args(preset, overrides)]
+    stage.run_stage("eval", preset, overrides, args, run_id=kfp_run_id, task_name=kfp_task_name)
+    for name, value in stage.eval_metrics(results.path).items():
+        metrics.log_metric(name, value)
+    stage.html_report(results.path, report.path, title="Evaluation")

@@ -1,0 +1,27 @@
+"""`miva register`: a new model version, the promotion decision and its reasons."""
+
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
+
+from components._base import stage_component
+
+
+@stage_component("register")
+def register(
+    preset: str,
+    overrides: str,
+    kfp_run_id: str,
+    kfp_task_name: str,
+    validated: Input[Dataset],
+    model: Input[Model],
+    results: Input[Artifact],
+    decision: Output[Markdown],
+):
+    from miva.pipeline import stage
+
+    args = ["--model", model.path, "--metrics", stage.eval_metrics_file(results.path)]
+    args += ["--dataset", stage.clean_dataset(validated.path)]
+    with stage.capture_stdout() as out:
+        stage.run_stage(
+            "register", preset, overrides, args, run_id=kfp_run_id, task_name=kfp_task_name
+        )
+    stage.registry_decision(out.getvalue(), decision.path)

@@ -1,0 +1,29 @@
+"""`miva sft`: the optional supervised cold start on gold trajectories."""
+
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components._base import stage_component
+
+
+@stage_component("sft")
+def sft(
+    preset: str,
+    overrides: str,
+    kfp_run_id: str,
+    kfp_task_name: str,
+    validated: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+):
+    from miva.pipeline import stage
+
+    stage.run_stage(
+        "sft",
+        preset,
+        overrides,
+        ["--dataset", stage.clean_dataset(validated.path), "--out", model.path],
+        run_id=kfp_run_id,
+        task_name=kfp_task_name,
+    )
+    for name, value in stage.training_metrics(model.path).items():
+        metrics.log_metric(name, value)

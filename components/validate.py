@@ -1,0 +1,32 @@
+"""`miva validate`: the gate. Its output folder holds report.json, clean/ and quarantine/."""
+
+from kfp.dsl import HTML, Dataset, Input, Metrics, Output
+
+from components._base import stage_component
+
+
+@stage_component("validate")
+def validate(
+    preset: str,
+    overrides: str,
+    kfp_run_id: str,
+    kfp_task_name: str,
+    dataset: Input[Dataset],
+    validated: Output[Dataset],
+    report: Output[HTML],
+    metrics: Output[Metrics],
+):
+    from miva.pipeline import stage
+
+    stage.run_stage(
+        "validate",
+        preset,
+        overrides,
+        [dataset.path, "--out", validated.path],
+        run_id=kfp_run_id,
+        task_name=kfp_task_name,
+    )
+    validated.metadata.update(stage.validation_metadata(validated.path))
+    stage.html_report(validated.path, report.path, title="Validation report")
+    for name, value in stage.validation_metrics(validated.path).items():
+        metrics.log_metric(name, value)
