@@ -445,6 +445,20 @@ class RegistryConfig(Section):
     guards: dict[str, float] = Field(
         default_factory=dict, description="Guard metric -> largest tolerated drop."
     )
+    http_max_retries: int = Field(
+        3,
+        ge=0,
+        description="Retries of one request to a remote tracking server (backoff between them).",
+    )
+    http_backoff_factor: float = Field(
+        1.0, ge=0, description="Exponential backoff factor between tracking-server retries (s)."
+    )
+    http_timeout_s: float = Field(30.0, gt=0, description="Timeout of one tracking-server request.")
+    lock_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Promotion lock: wait this long for another registration; a lock older than this is stale.",
+    )
 
 
 # --------------------------------------------------------------------------- storage / pipeline
