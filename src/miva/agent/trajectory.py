@@ -61,6 +61,10 @@ class Trajectory:
     )  # PIL images in the order they entered the context
     pixel_values: Any = None  # torch.Tensor [n_patches, patch_dim] for all images, in order
     image_grid_thw: Any = None  # torch.Tensor [n_images, 3]
+    # miva.agent.coords.Frame per image of `images` (stored and resized size, crop origin);
+    # frames[: len(sample.images)] are the originals, as `format.parse_answer` expects
+    frames: list[Any] = field(default_factory=list)
+    family: str = "qwen2.5-vl"  # the coordinate convention of the text the model wrote
     status: Status = "ok"
     answer: str | None = None  # raw text inside <answer>...</answer>, None when absent
     rewards: dict[str, float] = field(default_factory=dict)
