@@ -69,5 +69,9 @@ class Blink(ChoiceBenchmark):
             choices=choices,
             split="test",
             source=self.name,
-            meta={"benchmark": self.name, "native_id": str(row["idx"])},
+            meta={
+                "benchmark": self.name,
+                "options_in_question": True,
+                "native_id": str(row["idx"]),
+            },
         )

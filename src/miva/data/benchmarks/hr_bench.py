@@ -77,6 +77,7 @@ class HrBench(ChoiceBenchmark):
             source=self.name,
             meta={
                 "benchmark": self.name,
+                "options_in_question": True,
                 "native_id": str(row["index"]),
                 "category": str(row["category"]),
                 "cycle": str(row["cycle_category"]),

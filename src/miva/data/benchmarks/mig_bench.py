@@ -108,9 +108,11 @@ def target_image(question: str, n_images: int) -> int:
 
 
 def to_pixels(box: Sequence[float], size: tuple[int, int]) -> list[float]:
-    """Relative (0-1) xyxy -> pixel xyxy of an image of `size` = (width, height)."""
-    w, h = size
-    return [round(box[0] * w, 2), round(box[1] * h, 2), round(box[2] * w, 2), round(box[3] * h, 2)]
+    """Relative (0-1) xyxy -> pixel xyxy of an image of `size` = (width, height), through
+    `miva.agent.coords.from_relative` (the one place conventions change), rounded to 0.01."""
+    from miva.agent.coords import from_relative
+
+    return [round(v, 2) for v in from_relative(box, size[0], size[1])]
 
 
 class MigBench(Benchmark):

@@ -85,5 +85,9 @@ class Mmiu(ChoiceBenchmark):
             choices=choices,
             split="test",
             source=self.name,
-            meta={"benchmark": self.name, "native_id": f"{entry['task']}#{i}"},
+            meta={
+                "benchmark": self.name,
+                "options_in_question": True,
+                "native_id": f"{entry['task']}#{i}",
+            },
         )

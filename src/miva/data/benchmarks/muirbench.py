@@ -63,6 +63,7 @@ class MuirBench(ChoiceBenchmark):
             source=self.name,
             meta={
                 "benchmark": self.name,
+                "options_in_question": True,
                 "native_id": str(row["idx"]),
                 "image_relation": row.get("image_relation"),
                 "image_type": row.get("image_type"),

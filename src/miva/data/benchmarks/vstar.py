@@ -70,5 +70,9 @@ class VStar(ChoiceBenchmark):
             choices=choices,
             split="test",
             source=self.name,
-            meta={"benchmark": self.name, "native_id": str(entry["question_id"])},
+            meta={
+                "benchmark": self.name,
+                "options_in_question": True,
+                "native_id": str(entry["question_id"]),
+            },
         )
