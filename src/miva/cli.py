@@ -172,10 +172,48 @@ def _add_pipeline(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wait", action="store_true", help="wait for the cluster run and print status lines"
     )
+    p.add_argument("--host", help="KFP API endpoint (default: $KFP_HOST, then pipeline.host)")
+    p.add_argument("--namespace", help="KFP namespace (default: pipeline.namespace)")
+    p.add_argument("--experiment", help="KFP experiment (default: pipeline.experiment)")
+    p.add_argument("--run-name", help="KFP run name (default: run_name + UTC timestamp)")
+    p.add_argument(
+        "--pipeline-root", help="local run: artifact folder (default: <workdir>/pipeline)"
+    )
 
 
 def _run_pipeline(args: argparse.Namespace, cfg: MivaConfig) -> int:
-    raise NotBuiltError("`miva pipeline` is not built yet (issue: Kubeflow pipeline)")
+    # The config (preset + overrides) was validated by load_config before this runs, so a
+    # bad key fails here, naming the key, before anything is compiled or submitted.
+    if args.action == "local":
+        from miva.pipeline.local import run_local
+
+        summary = run_local(cfg, args.config, args.overrides, pipeline_root=args.pipeline_root)
+        print(summary.render())
+        return 0
+    from miva.pipeline.submit import compile_pipeline
+
+    package = compile_pipeline(cfg, args.config, args.overrides, args.output)
+    print(f"compiled {package}")
+    if args.action == "compile":
+        return 0
+    from miva.pipeline.submit import make_client, resolve_host, submit, wait_for_run
+
+    host = resolve_host(cfg, args.host)
+    namespace = args.namespace or cfg.pipeline.namespace
+    client = make_client(host, namespace)
+    run_id = submit(
+        cfg,
+        package,
+        host=host,
+        namespace=namespace,
+        experiment=args.experiment,
+        run_name=args.run_name,
+        client=client,
+    )
+    print(f"submitted run {run_id} to {host} (namespace {namespace})")
+    if args.wait:
+        wait_for_run(client, run_id)
+    return 0
 
 
 # ----------------------------------------------------------------------------- main

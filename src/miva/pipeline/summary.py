@@ -1,0 +1,144 @@
+"""The short summary printed after a local run, read from the run's artifact folders.
+
+kfp.local lays a run out as `<pipeline_root>/<pipeline>-<timestamp>/<task>/<output>`;
+task folders are named after the component (`grpo`, `evaluate`, ...), so this module finds
+each stage's outputs by component name whichever SFT branch ran.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from miva.pipeline.stage import EVAL_METRICS, VALIDATION_REPORT, read_json
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    dataset: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    sft_ran: bool = False
+    curve: Path | None = None
+    eval_metrics: dict[str, Any] = field(default_factory=dict)
+    decision: str = ""
+    mlflow_ui: str = ""
+
+    def eval_rows(self) -> list[tuple[str, float, float | None, float | None]]:
+        return eval_table(self.eval_metrics)
+
+    def render(self) -> str:
+        lines = [f"MIVA local run: {self.run_dir}", ""]
+        if self.dataset:
+            counts = self.dataset.get("counts", {})
+            per_split = ", ".join(f"{s} {sum(t.values())}" for s, t in sorted(counts.items()))
+            lines.append(
+                f"dataset     {self.dataset.get('total', '?')} samples ({per_split}); "
+                f"digest {str(self.dataset.get('digest', ''))[:12]}"
+            )
+            tasks: dict[str, int] = {}
+            for split in counts.values():
+                for task, n in split.items():
+                    tasks[task] = tasks.get(task, 0) + n
+            lines.append("            " + ", ".join(f"{t} {n}" for t, n in sorted(tasks.items())))
+        if self.validation:
+            rows = self.validation.get("rows", {})
+            reasons = "; ".join(self.validation.get("verdict_reasons") or [])
+            lines.append(
+                f"validation  {str(self.validation.get('verdict', '?')).upper()}: "
+                f"{rows.get('clean', '?')} clean, {rows.get('quarantined', '?')} quarantined"
+                + (f" ({reasons})" if reasons else "")
+            )
+        lines.append(f"sft         {'ran' if self.sft_ran else 'skipped (sft.enabled=false)'}")
+        lines.append(f"training    curve: {self.curve or 'none written'}")
+        rows = self.eval_rows()
+        if rows:
+            lines += ["", "| metric | trained | start | delta |", "|---|---:|---:|---:|"]
+            for name, value, base, delta in rows:
+                fmt = lambda x: "" if x is None else f"{x:.4f}"  # noqa: E731
+                lines.append(f"| {name} | {value:.4f} | {fmt(base)} | {fmt(delta)} |")
+            lines.append("")
+        if self.decision:
+            lines.append("registry    " + self.decision)
+        if self.mlflow_ui:
+            lines += ["", f"look at it all: {self.mlflow_ui}"]
+        return "\n".join(lines)
+
+
+def eval_table(metrics: dict[str, Any]) -> list[tuple[str, float, float | None, float | None]]:
+    """(metric, trained, start, delta) rows from the flat map `miva eval` writes.
+
+    The starting model's numbers are the `baseline/<name>` keys (or `<name>` under a
+    `baseline` section); a `.../delta` key is taken as given, else computed.
+    """
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            flat[key] = float(value)
+    base = {k[len("baseline/") :]: v for k, v in flat.items() if k.startswith("baseline/")}
+    rows = []
+    for name, value in sorted(flat.items()):
+        if name.startswith(("baseline/", "delta/")) or name.endswith("/delta"):
+            continue
+        if not name.startswith("eval/"):
+            continue
+        start = base.get(name)
+        delta = flat.get(f"delta/{name}", flat.get(f"{name}/delta"))
+        if delta is None and start is not None:
+            delta = value - start
+        rows.append((name, value, start, delta))
+    return rows
+
+
+def _task_dirs(run_dir: Path, component: str) -> list[Path]:
+    """Folders of one component's tasks (`grpo`, `grpo-2`, ...), most recent first."""
+    found = [
+        p
+        for p in run_dir.iterdir()
+        if p.is_dir() and (p.name == component or p.name.startswith(f"{component}-"))
+    ]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _first(run_dir: Path, component: str, output: str) -> Path | None:
+    for task in _task_dirs(run_dir, component):
+        if (task / output).exists():
+            return task / output
+    return None
+
+
+def summarize(run_dir: str | Path, mlflow_db: str | Path | None = None) -> RunSummary:
+    run_dir = Path(run_dir)
+    out = RunSummary(run_dir=run_dir)
+    dataset = _first(run_dir, "synthesize", "dataset")
+    if dataset is not None:
+        out.dataset = read_json(dataset / "dataset.json")
+    validated = _first(run_dir, "validate", "validated")
+    if validated is not None:
+        out.validation = read_json(validated / VALIDATION_REPORT)
+    out.sft_ran = _first(run_dir, "sft", "model") is not None
+    model = _first(run_dir, "grpo", "model")
+    if model is not None:
+        plots = sorted(model.rglob("*.png"))
+        curve = _first(run_dir, "grpo", "curve")
+        out.curve = plots[0] if plots else curve
+    results = _first(run_dir, "evaluate", "results")
+    if results is not None:
+        out.eval_metrics = read_json(results / EVAL_METRICS)
+    decision = _first(run_dir, "register", "decision")
+    if decision is not None:
+        out.decision = _decision_line(decision.read_text())
+    if mlflow_db is not None:
+        out.mlflow_ui = f"mlflow ui --backend-store-uri sqlite:///{Path(mlflow_db).resolve()}"
+    return out
+
+
+def _decision_line(markdown: str) -> str:
+    """The first line of the decision that says something (skips headings and fences)."""
+    for line in markdown.splitlines():
+        text = line.strip().lstrip("#").strip()
+        if text and not text.startswith("```"):
+            return text
+    return json.dumps(markdown.strip()[:200])
