@@ -53,8 +53,57 @@ def _add_synth(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _synth_data_config(args: argparse.Namespace, cfg: MivaConfig):
+    """cfg.data with the command-line options applied (validated like the preset)."""
+    from pydantic import ValidationError
+
+    from miva.config import DataConfig
+    from miva.errors import ConfigError
+
+    data = cfg.data.model_dump()
+    if args.n is not None:
+        data["n"] = args.n
+    if args.tasks:
+        data["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if args.images_per_sample:
+        parts = [p.strip() for p in args.images_per_sample.split(",")]
+        try:
+            lo, hi = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (None, None)
+        except ValueError:
+            lo = hi = None
+        if lo is None:
+            raise ConfigError(
+                f"--images-per-sample must be N or MIN,MAX, got {args.images_per_sample!r}"
+            )
+        data["images_per_sample"] = (lo, hi)
+    for key in ("image_size", "workers", "seed"):
+        if getattr(args, key) is not None:
+            data[key] = getattr(args, key)
+    if args.coco:
+        data["coco_path"] = args.coco
+    if args.out:
+        data["output"] = args.out
+    try:
+        return DataConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"  data.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("invalid synth options:\n" + "\n".join(lines)) from None
+
+
 def _run_synth(args: argparse.Namespace, cfg: MivaConfig) -> int:
-    raise NotBuiltError("`miva synth` is not built yet (issue: foundation, synthesis)")
+    from miva.data.synth.generate import run_synth
+
+    data = _synth_data_config(args, cfg)
+    info = run_synth(data, data.output)
+    print(f"wrote {info.total} samples to {data.output} (digest {info.digest})")
+    for split, counts in info.counts.items():
+        print(f"  {split}: " + ", ".join(f"{t}={c}" for t, c in counts.items()))
+    rejects = info.generator.get("verifier_rejects", {})
+    if rejects:
+        print("  rejected while generating: " + ", ".join(f"{k}={v}" for k, v in rejects.items()))
+    for split, problems in info.generator.get("balance_violations", {}).items():
+        print(f"  warning: {split} split not balanced: {'; '.join(problems)}")
+    return 0
 
 
 # ----------------------------------------------------------------------------- validate

@@ -14,7 +14,7 @@ import logging
 import multiprocessing as mp
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from miva.config import DataConfig
 from miva.data.schema import Evidence, Sample
 from miva.data.synth.questions import WRITERS, Item, format_question
 from miva.data.synth.render import render_scene
-from miva.data.synth.scene import PlacementError, Scene, SceneDesigner, caption
-from miva.data.synth.solver import solve
+from miva.data.synth.scene import PlacementError, SceneDesigner, caption
+from miva.data.synth.solver import scene_from_dict, solve
 from miva.data.synth.verifier import (
     answer_image,
     assign_balanced,
@@ -32,6 +32,7 @@ from miva.data.synth.verifier import (
     letter,
     verify,
 )
+from miva.errors import DataError
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 40
@@ -87,6 +88,9 @@ class Job:
     mc_fraction: float
     min_side_fraction: float
 
+    def __call__(self, index: int, split: str) -> Draft:
+        return build_item(self, index, split)
+
 
 def build_item(job: Job, index: int, split: str) -> Draft:
     """Design, write, solve and verify one item (retrying with fresh seeds), then render it."""
@@ -130,42 +134,44 @@ def build_item(job: Job, index: int, split: str) -> Draft:
             attempts=attempt + 1,
             rejects=dict(rejects),
         )
-    raise RuntimeError(
+    raise DataError(
         f"sample {index} ({task}): no valid item after {MAX_ATTEMPTS} attempts ({dict(rejects)})"
     )
 
 
-_JOB: Job | None = None
+Builder = Callable[[int, str], Draft]
+_BUILDER: Builder | None = None
 _SPLITS: list[str] = []
 
 
-def _init(job: Job, splits: list[str]) -> None:
-    global _JOB, _SPLITS
-    _JOB, _SPLITS = job, splits
+def _init(builder: Builder, splits: list[str]) -> None:
+    global _BUILDER, _SPLITS
+    _BUILDER, _SPLITS = builder, splits
 
 
 def _work(index: int) -> Draft:
-    assert _JOB is not None
-    return build_item(_JOB, index, _SPLITS[index])
+    assert _BUILDER is not None
+    return _BUILDER(index, _SPLITS[index])
 
 
 def iter_drafts(
-    job: Job, splits: list[str], workers: int, progress: bool = True
+    builder: Builder, splits: list[str], workers: int, progress: bool = True
 ) -> Iterator[Draft]:
+    """Drafts in index order, built by `workers` processes (the output does not depend on it)."""
     from tqdm import tqdm
 
     n = len(splits)
     bar = tqdm(total=n, desc="synth", unit="sample", disable=not progress)
     try:
         if workers <= 1:
-            _init(job, splits)
+            _init(builder, splits)
             for i in range(n):
                 yield _work(i)
                 bar.update()
             return
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         chunk = max(1, min(32, n // (workers * 8) or 1))
-        with ctx.Pool(workers, initializer=_init, initargs=(job, splits)) as pool:
+        with ctx.Pool(workers, initializer=_init, initargs=(builder, splits)) as pool:
             for draft in pool.imap(_work, range(n), chunksize=chunk):
                 yield draft
                 bar.update()
@@ -182,7 +188,7 @@ def swap_images(draft: Draft, i: int, j: int) -> None:
         return
     for seq in (draft.images, draft.captions, draft.scene["images"]):
         seq[i - 1], seq[j - 1] = seq[j - 1], seq[i - 1]
-    solution = solve(Scene.from_dict(draft.scene), draft.query)
+    solution = solve(scene_from_dict(draft.scene), draft.query)
     draft.value, draft.evidence = solution.value, solution.evidence
 
 
@@ -212,7 +218,7 @@ def balance_split(drafts: list[Draft], seed: int) -> None:
         d.options = others
 
 
-def to_sample(d: Draft, seed: int, paraphrased: str | None = None) -> Sample:
+def to_sample(d: Draft, seed: int, paraphrased: str | None = None, source: str = "synth") -> Sample:
     stem = paraphrased or d.stem
     if d.options is not None:
         answer: Any = letter(d.options.index(str(d.value)))
@@ -231,7 +237,7 @@ def to_sample(d: Draft, seed: int, paraphrased: str | None = None) -> Sample:
         choices=d.options,
         evidence=[Evidence(k, tuple(float(v) for v in box)) for k, box in d.evidence],  # type: ignore[arg-type]
         split=d.split,
-        source="synth",
+        source=source,
         meta={
             "scene": d.scene,
             "query": d.query,
@@ -256,6 +262,7 @@ class SynthResult:
     rejects: dict[str, int]
     violations: dict[str, list[str]]
     dropped_shared_images: int = 0
+    skipped: list[str] = field(default_factory=list)  # input entries skipped (COCO), with reasons
 
 
 def synthesize(cfg: DataConfig, progress: bool = True) -> SynthResult:
@@ -273,6 +280,13 @@ def synthesize(cfg: DataConfig, progress: bool = True) -> SynthResult:
     )
     splits = split_plan(cfg.n, cfg.splits, cfg.seed)
     drafts = list(iter_drafts(job, splits, cfg.workers, progress))
+    return finish(drafts, cfg, progress)
+
+
+def finish(
+    drafts: list[Draft], cfg: DataConfig, progress: bool = True, source: str = "synth"
+) -> SynthResult:
+    """Balance, paraphrase and turn drafts into samples; check balance and split isolation."""
     drafts.sort(key=lambda d: d.index)
     rejects: Counter[str] = Counter()
     for d in drafts:
@@ -300,7 +314,7 @@ def synthesize(cfg: DataConfig, progress: bool = True) -> SynthResult:
             dropped += 1
             continue
         seen.update(dict.fromkeys(hashes, d.split))
-        samples.append(to_sample(d, cfg.seed, para))
+        samples.append(to_sample(d, cfg.seed, para, source))
 
     violations: dict[str, list[str]] = {}
     for split in by_split:
@@ -324,6 +338,7 @@ def generator_info(cfg: DataConfig, result: SynthResult) -> dict[str, Any]:
         "verifier_rejects": result.rejects,
         "balance_violations": result.violations,
         "dropped_shared_images": result.dropped_shared_images,
+        "skipped_inputs": result.skipped,
     }
 
 

@@ -263,6 +263,8 @@ def caption(image: ImageSpec, size: int) -> str:
     """Short machine-usable description of one image, objects in reading order."""
     if not image.objects:
         return f"an empty {image.background} image"
-    objs = sorted(image.objects, key=lambda o: (o.bbox[1] // max(1, size // 3), o.bbox[0]))
+    objs = sorted(
+        image.objects, key=lambda o: (min(2, 3 * (o.bbox[1] + o.bbox[3]) // (2 * size)), o.bbox[0])
+    )
     parts = [f"a {describe(o.attrs())} at {position_word(o.bbox, size)}" for o in objs]
     return ", ".join(parts)

@@ -41,6 +41,28 @@ class Solution:
     images_used: set[int] = field(default_factory=set)  # images the answer depends on
 
 
+def scene_from_dict(d: dict[str, Any]) -> Scene:
+    """The scene graph stored in `Sample.meta["scene"]` (synthetic or COCO)."""
+    if d.get("source") == "coco":
+        from miva.data.coco import CocoScene
+
+        return CocoScene.from_dict(d)  # type: ignore[return-value]
+    return Scene.from_dict(d)
+
+
+def rederive(meta: dict[str, Any], answer_type: str, choices: list[str] | None) -> Any:
+    """The stored answer of a sample, derived again from `meta["scene"]` and `meta["query"]`:
+    the option letter for choice items, else the value (boxes as floats)."""
+    value = solve(scene_from_dict(meta["scene"]), meta["query"]).value
+    if choices is not None:
+        return "ABCDEFGHIJ"[choices.index(str(value))]
+    if answer_type == "bbox":
+        return [float(v) for v in value]
+    if answer_type == "image_bbox":
+        return {"image": int(value["image"]), "bbox": [float(v) for v in value["bbox"]]}
+    return value
+
+
 def solve(scene: Scene, query: dict[str, Any]) -> Solution:
     task = query["task"]
     solver = _SOLVERS.get(task)

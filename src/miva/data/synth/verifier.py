@@ -81,12 +81,19 @@ def fair_image_shares(n_images: Sequence[int]) -> dict[int, float]:
 
 
 def balance_violations(
-    items: Sequence[dict[str, Any]], max_option_share: float = 0.40, image_slack: float = 0.10
+    items: Sequence[dict[str, Any]],
+    max_option_share: float = 0.40,
+    image_slack: float = 0.10,
+    min_items: int = 10,
 ) -> list[str]:
-    """Check one split. `items`: dicts with `answer_type`, `answer`, `n_images`."""
+    """Check one split. `items`: dicts with `answer_type`, `answer`, `n_images`.
+
+    Groups (choice items, image-valued items) smaller than `min_items` are not judged:
+    with 2 choice items one letter necessarily holds at least 50 %.
+    """
     out: list[str] = []
     letters = [it["answer"] for it in items if it["answer_type"] == "choice"]
-    if letters:
+    if len(letters) >= min_items:
         for letter, count in sorted(Counter(letters).items()):
             share = count / len(letters)
             if share > max_option_share + 1e-9:
@@ -94,7 +101,7 @@ def balance_violations(
                     f"option {letter} answers {share:.0%} of {len(letters)} choice items (> {max_option_share:.0%})"
                 )
     imaged = [it for it in items if it["answer_type"] in ("image_index", "image_bbox")]
-    if imaged:
+    if len(imaged) >= min_items:
         fair = fair_image_shares([it["n_images"] for it in imaged])
         got = Counter(answer_image(it["answer_type"], it["answer"]) for it in imaged)
         for k, expected in fair.items():
