@@ -111,6 +111,21 @@ class Benchmark(ABC):
             metrics=self.aggregate(samples, items), items=items, skipped=list(skipped)
         )
 
+    def prediction_from_model(
+        self, text: str | None, sample: Sample, family: str, frames: Sequence[Any]
+    ) -> str | None:
+        """The model's answer text -> answer text in dataset conventions (boxes in dataset
+        pixels), through the agent runtime's `parse_answer`; None when it cannot be read."""
+        from miva.agent.format import parse_answer
+        from miva.data.schema import format_answer
+
+        if text is None:
+            return None
+        typed = parse_answer(text, sample, family, list(frames)[: len(sample.images)])
+        if typed is None:
+            return None
+        return typed if isinstance(typed, str) else format_answer(sample.answer_type, typed)
+
     def describe(self) -> str:
         return (
             f"{self.name}: {self.title}\n  expects: {self.expects}\n  metric: overall/{self.metric}"

@@ -154,6 +154,24 @@ class McBench(Benchmark):
             },
         )
 
+    def prediction_from_model(
+        self, text: str | None, sample: Sample, family: str, frames: Sequence[Any]
+    ) -> str | None:
+        """Every `image k: [box]` part is converted from model coordinates of image k."""
+        from miva.agent.coords import from_model
+
+        preds, valid = parse_targets(text)
+        if not valid:
+            return None
+        parts = [
+            format_answer(
+                "image_bbox", {"image": k, "bbox": from_model(box, frames[k - 1], family)}
+            )
+            for k, box in preds
+            if 1 <= k <= min(len(sample.images), len(frames))
+        ]
+        return "; ".join(parts) if parts else "none"
+
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
         preds, valid = parse_targets(None if prediction is None else str(prediction))
         gold_images = {t["image"] for t in sample.meta["targets"]}

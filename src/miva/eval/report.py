@@ -1,0 +1,278 @@
+"""A self-contained HTML evaluation report (plots and images inline as base64 PNG).
+
+Sections: headline metrics per set (with baseline and delta), per-task bars with the
+baseline's bars and deltas, tool usage by task, accuracy by number of turns, skipped items
+per benchmark, and a gallery of correct and wrong items showing the images (gold box green,
+predicted box red) and the tool crops the model looked at.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from miva.eval.runner import EvalResult, ItemRecord
+
+GALLERY_PER_KIND = 4
+THUMB = 160
+
+
+def _png_b64(img: Image.Image) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _fig_b64(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _img_tag(b64: str, alt: str, width: int | None = None) -> str:
+    w = f' width="{width}"' if width else ""
+    return f'<img alt="{html.escape(alt)}"{w} src="data:image/png;base64,{b64}">'
+
+
+def _headline(result: EvalResult, set_name: str) -> str:
+    scorer = next(es.scorer for es in result.sets if es.name == set_name)
+    return scorer.metric
+
+
+def task_bars(result: EvalResult, set_name: str) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = _headline(result, set_name)
+    prefix = f"eval/{set_name}/"
+    tasks = sorted(
+        k[len(prefix) : -len(metric) - 1]
+        for k in result.metrics
+        if k.startswith(prefix) and k.endswith(f"/{metric}") and k.count("/") == 3
+    )
+    if not tasks:
+        return None
+    main = [result.metrics[f"eval/{set_name}/{t}/{metric}"] for t in tasks]
+    base = [result.metrics.get(f"baseline/{set_name}/{t}/{metric}") for t in tasks]
+    fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(tasks) + 2), 3.2))
+    xs = range(len(tasks))
+    width = 0.4 if result.baseline else 0.6
+    ax.bar(
+        [x - (width / 2 if result.baseline else 0) for x in xs],
+        main,
+        width,
+        label=result.main.model,
+    )
+    if result.baseline:
+        ax.bar(
+            [x + width / 2 for x in xs], [b or 0 for b in base], width, label=result.baseline.model
+        )
+        for x, m, b in zip(xs, main, base, strict=True):
+            if b is not None:
+                ax.annotate(f"{m - b:+.2f}", (x, max(m, b)), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(list(xs), tasks, rotation=30, ha="right")
+    ax.set_ylabel(metric)
+    ax.set_ylim(0, 1.1)
+    ax.set_title(f"{set_name}: {metric} per task")
+    ax.legend(fontsize=8)
+    return _fig_b64(fig)
+
+
+def tool_usage(result: EvalResult, set_name: str) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prefix = f"eval/{set_name}/"
+    rates: dict[str, dict[str, float]] = defaultdict(dict)
+    for k, v in result.metrics.items():
+        if k.startswith(prefix) and "/tool_call_rate/" in k:
+            task, _, tool = k[len(prefix) :].partition("/tool_call_rate/")
+            rates[tool][task] = v
+    if not rates:
+        return None
+    tasks = sorted({t for r in rates.values() for t in r})
+    fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(tasks) + 2), 3.2))
+    width = 0.8 / len(rates)
+    for i, (tool, by_task) in enumerate(sorted(rates.items())):
+        ax.bar(
+            [x + i * width for x in range(len(tasks))],
+            [by_task.get(t, 0) for t in tasks],
+            width,
+            label=tool,
+        )
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(tasks))], tasks, rotation=30, ha="right")
+    ax.set_ylabel("share of items calling the tool")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{set_name}: tool usage by task")
+    ax.legend(fontsize=8)
+    return _fig_b64(fig)
+
+
+def accuracy_by_turns(records: list[ItemRecord], title: str) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_turns: dict[int, list[bool]] = defaultdict(list)
+    for r in records:
+        by_turns[r.num_turns].append(r.correct)
+    if not by_turns:
+        return None
+    turns = sorted(by_turns)
+    acc = [sum(by_turns[t]) / len(by_turns[t]) for t in turns]
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.bar([str(t) for t in turns], acc, color="tab:green")
+    for i, t in enumerate(turns):
+        ax.annotate(f"n={len(by_turns[t])}", (i, acc[i]), ha="center", va="bottom", fontsize=8)
+    ax.set_xlabel("assistant turns")
+    ax.set_ylabel("share correct")
+    ax.set_ylim(0, 1.1)
+    ax.set_title(title)
+    return _fig_b64(fig)
+
+
+def _boxes(sample, prediction: str | None) -> tuple[dict[int, list], dict[int, list]]:
+    """Gold boxes (evidence) and predicted boxes per 1-based image, dataset pixels."""
+    from miva.rl.rewards.accuracy import parse_box, parse_image_box
+
+    gold: dict[int, list] = defaultdict(list)
+    for e in sample.evidence:
+        gold[e.image].append(e.bbox)
+    pred: dict[int, list] = defaultdict(list)
+    if prediction:
+        if sample.answer_type == "bbox":
+            box = parse_box(prediction)
+            if box and sample.evidence:
+                pred[sample.evidence[0].image].append(box)
+        elif sample.answer_type == "image_bbox":
+            k, box = parse_image_box(prediction)
+            if k and box:
+                pred[k].append(box)
+        elif sample.meta.get("benchmark") == "mc-bench":
+            from miva.data.benchmarks.mc_bench import parse_targets
+
+            for k, box in parse_targets(prediction)[0]:
+                pred[k].append(box)
+    return gold, pred
+
+
+def _thumb(img: Image.Image, gold: list, pred: list) -> str:
+    img = img.convert("RGB").copy()
+    draw = ImageDraw.Draw(img)
+    width = max(1, round(max(img.size) / 150))
+    for box in gold:
+        draw.rectangle([float(v) for v in box], outline=(0, 200, 0), width=width)
+    for box in pred:
+        draw.rectangle([float(v) for v in box], outline=(230, 0, 0), width=width)
+    img.thumbnail((THUMB, THUMB))
+    return _png_b64(img)
+
+
+def _gallery_item(result: EvalResult, r: ItemRecord) -> str:
+    sample = result.main.samples[(r.set, r.sample_id)]
+    traj = result.main.trajectories[(r.set, r.sample_id)]
+    gold, pred = _boxes(sample, r.prediction)
+    imgs = [
+        _img_tag(_thumb(img, gold.get(k, []), pred.get(k, [])), f"image {k}")
+        for k, img in enumerate(sample.pil_images(), start=1)
+    ]
+    crops = []
+    for img in traj.images[len(sample.images) :]:
+        if isinstance(img, Image.Image):
+            small = img.convert("RGB").copy()
+            small.thumbnail((THUMB // 2 + 20, THUMB // 2 + 20))
+            crops.append(_img_tag(_png_b64(small), "tool image"))
+    calls = ", ".join(f"{c.name}({_short(c.arguments)})" for c in traj.tool_calls) or "none"
+    verdict = "correct" if r.correct else "wrong"
+    return (
+        f'<div class="item {verdict}"><div class="imgs">{"".join(imgs)}</div>'
+        + (f'<div class="crops">tool images: {"".join(crops)}</div>' if crops else "")
+        + f"<p><b>{html.escape(r.set)} / {html.escape(r.task)}</b> ({verdict}, score {r.score:.2f}, "
+        f"status {html.escape(r.status)}, {r.num_turns} turns)</p>"
+        f"<p>Q: {html.escape(r.question[:400])}</p>"
+        f"<p>gold: <code>{html.escape(r.gold[:200])}</code><br>answer: "
+        f"<code>{html.escape(str(r.raw_answer)[:200])}</code></p>"
+        f"<p>tool calls: {html.escape(calls[:300])}</p></div>"
+    )
+
+
+def _short(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in args.items())[:80]
+
+
+def _metric_table(result: EvalResult) -> str:
+    rows = []
+    for k in sorted(result.metrics):
+        if not k.startswith("eval/") or "/overall/" not in k:
+            continue
+        name = k[len("eval/") :]
+        base = result.metrics.get(f"baseline/{name}")
+        delta = result.metrics.get(f"delta/{name}")
+        cells = f"<td>{result.metrics[k]:.4f}</td>"
+        if result.baseline:
+            cells += f"<td>{'' if base is None else f'{base:.4f}'}</td>"
+            cells += f"<td>{'' if delta is None else f'{delta:+.4f}'}</td>"
+        rows.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
+    head = "<tr><th>metric</th><th>" + html.escape(result.main.model) + "</th>"
+    if result.baseline:
+        head += f"<th>{html.escape(result.baseline.model)}</th><th>delta</th>"
+    return f"<table>{head}</tr>{''.join(rows)}</table>"
+
+
+CSS = """
+body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px} .item{border:2px solid #ccc;
+margin:6px;padding:6px;display:inline-block;vertical-align:top;width:540px;font-size:13px}
+.correct{border-color:#2a2} .wrong{border-color:#c22} .imgs img{margin:2px}
+"""
+
+
+def render(result: EvalResult) -> str:
+    parts = [f"<h1>MIVA evaluation: {html.escape(result.main.model)}</h1>"]
+    if result.baseline:
+        parts.append(f"<p>baseline: {html.escape(result.baseline.model)} (same items)</p>")
+    parts.append("<h2>Overall</h2>" + _metric_table(result))
+    for es in result.sets:
+        parts.append(
+            f"<h2>{html.escape(es.name)} ({len(es.samples)} items, {es.scorer.title})</h2>"
+        )
+        for plot in (task_bars(result, es.name), tool_usage(result, es.name)):
+            if plot:
+                parts.append(_img_tag(plot, "plot"))
+        records = [r for r in result.main.records if r.set == es.name and r.sample_index == 0]
+        plot = accuracy_by_turns(records, f"{es.name}: correct by turns")
+        if plot:
+            parts.append(_img_tag(plot, "accuracy by turns"))
+        if es.skipped:
+            rows = "".join(
+                f"<tr><td>{html.escape(s.item)}</td><td>{html.escape(s.reason)}</td></tr>"
+                for s in es.skipped
+            )
+            parts.append(f"<h3>Skipped items ({len(es.skipped)})</h3><table>{rows}</table>")
+        for verdict in (True, False):
+            chosen = [r for r in records if r.correct == verdict][:GALLERY_PER_KIND]
+            if chosen:
+                parts.append(f"<h3>{'Correct' if verdict else 'Wrong'} items</h3>")
+                parts.extend(_gallery_item(result, r) for r in chosen)
+    body = "\n".join(parts)
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>MIVA eval</title><style>{CSS}</style></head><body>{body}</body></html>"
+
+
+def write_report(result: EvalResult, path: str | Path) -> Path:
+    path = Path(path)
+    path.write_text(render(result), encoding="utf-8")
+    return path

@@ -1,0 +1,238 @@
+"""The evaluation stage: run the agent on dataset splits and benchmarks, score, compare.
+
+    sets = dataset_sets(folder, ["test"]) + [benchmark_set("mig-bench", path)]
+    main = evaluate(sets, generate_main, "model")          # ModelRun
+    base = evaluate(sets, generate_baseline, "baseline")   # the same items
+    result = combine(main, base)                           # metrics with deltas
+
+`generate(samples, eval_set, n)` returns `n` trajectories per sample; the agent runtime's
+batched multi-turn rollout provides it (`agent_generator`), tests may pass recorded
+trajectories. Greedy decoding by default; with `eval.greedy = false` and `eval.pass_k = k`
+it samples k trajectories per item and adds `pass@k` (the headline metrics use the first).
+
+Metric names (flat, the same in metrics.json, KFP Metrics, MLflow and the HTML report):
+`eval/<set>/<task>/<metric>` and `eval/<set>/overall/<metric>` for the evaluated model,
+`baseline/<set>/...` for the baseline and `delta/<set>/...` = eval - baseline.
+Agent metrics next to the scorer's: `tool_call_rate/<tool>` (share of items that called
+the tool), `tool_calls_per_sample`, `mean_turns`, `tokens_per_sample`, `status/<status>`,
+`pass@<k>`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from miva.agent.trajectory import Trajectory
+from miva.data.benchmarks.base import Benchmark, Skipped
+from miva.data.schema import Sample
+from miva.eval.metrics import mean, pass_at_k
+from miva.eval.scoring import DatasetScorer
+
+Generate = Callable[[Sequence[Sample], "EvalSet", int], list[list[Trajectory]]]
+
+
+@dataclass
+class EvalSet:
+    """Items evaluated together: one dataset split or one benchmark."""
+
+    name: str
+    samples: list[Sample]
+    scorer: Benchmark
+    skipped: list[Skipped] = field(default_factory=list)
+    tools: tuple[str, ...] | None = None  # None: the configured agent.tools
+
+
+@dataclass
+class ItemRecord:
+    """One row of predictions.parquet."""
+
+    set: str
+    model: str
+    sample_id: str
+    task: str
+    sample_index: int
+    answer_type: str
+    question: str
+    gold: str
+    raw_answer: str | None
+    prediction: str | None
+    score: float
+    correct: bool
+    valid: bool
+    status: str
+    num_turns: int
+    num_tokens: int
+    tools: list[str]
+    tool_calls: str  # JSON list of {turn, name, arguments, ok, region}
+    details: str  # JSON of the scorer's per-item details
+
+
+@dataclass
+class ModelRun:
+    model: str
+    metrics: dict[str, float]  # relative names: <set>/<task>/<metric>
+    records: list[ItemRecord]
+    trajectories: dict[tuple[str, str], Trajectory]  # (set, sample id) -> first trajectory
+    samples: dict[tuple[str, str], Sample]
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]  # flat: eval/..., baseline/..., delta/...
+    main: ModelRun
+    baseline: ModelRun | None
+    sets: list[EvalSet]
+
+    @property
+    def records(self) -> list[ItemRecord]:
+        return self.main.records + (self.baseline.records if self.baseline else [])
+
+
+# ----------------------------------------------------------------------------- sets
+
+
+def dataset_sets(
+    source: str | Path, splits: Sequence[str], max_items: int | None = None
+) -> list[EvalSet]:
+    from miva.data.io import read_samples
+    from miva.errors import DataError
+
+    sets = []
+    for split in splits:
+        samples = read_samples(source, split, limit=max_items)
+        if not samples:
+            raise DataError(f"{source}: split {split!r} has no samples to evaluate")
+        sets.append(EvalSet(split, samples, DatasetScorer()))
+    return sets
+
+
+def benchmark_set(name: str, path: str | Path, max_items: int | None = None) -> EvalSet:
+    from miva.data.benchmarks import load_benchmark
+    from miva.errors import DataError
+
+    bench, converted = load_benchmark(name, path, limit=max_items)
+    if not converted.samples:
+        reasons = "; ".join(f"{s.item}: {s.reason}" for s in converted.skipped[:5])
+        raise DataError(f"{path}: no {bench.name} item could be read ({reasons})")
+    return EvalSet(bench.name, converted.samples, bench, converted.skipped, bench.tools or None)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def _tool_calls_json(traj: Trajectory) -> str:
+    return json.dumps(
+        [
+            {
+                "turn": c.turn,
+                "name": c.name,
+                "arguments": c.arguments,
+                "ok": c.ok,
+                "region": c.region,
+            }
+            for c in traj.tool_calls
+        ],
+        default=str,
+    )
+
+
+def evaluate(sets: Sequence[EvalSet], generate: Generate, model: str, n: int = 1) -> ModelRun:
+    """Run `generate` on every set and score it; `n` > 1 adds pass@n."""
+    metrics: dict[str, float] = {}
+    records: list[ItemRecord] = []
+    trajs: dict[tuple[str, str], Trajectory] = {}
+    samples_by_key: dict[tuple[str, str], Sample] = {}
+    for es in sets:
+        groups = generate(es.samples, es, n)
+        if len(groups) != len(es.samples) or any(len(g) != n for g in groups):
+            raise RuntimeError(
+                f"generate returned {len(groups)} groups for {len(es.samples)} samples"
+            )
+        predictions: list[dict[str, str | None]] = [{} for _ in range(n)]
+        for sample, group in zip(es.samples, groups, strict=True):
+            for j, traj in enumerate(group):
+                predictions[j][sample.id] = es.scorer.prediction_from_model(
+                    traj.answer, sample, traj.family, traj.frames
+                )
+            trajs[(es.name, sample.id)] = group[0]
+            samples_by_key[(es.name, sample.id)] = sample
+        results = [es.scorer.score(es.samples, predictions[j], es.skipped) for j in range(n)]
+        for key, value in results[0].metrics.items():
+            metrics[f"{es.name}/{key}"] = float(value)
+        metrics.update(_agent_metrics(es, [g[0] for g in groups]))
+        if n > 1:
+            correct = [[r.items[i].correct for r in results] for i in range(len(es.samples))]
+            metrics.update(_pass_metrics(es, correct, n))
+        for j, result in enumerate(results):
+            for sample, group, item in zip(es.samples, groups, result.items, strict=True):
+                traj = group[j]
+                records.append(
+                    ItemRecord(
+                        set=es.name,
+                        model=model,
+                        sample_id=sample.id,
+                        task=sample.task,
+                        sample_index=j,
+                        answer_type=sample.answer_type,
+                        question=sample.question,
+                        gold=sample.answer_text(),
+                        raw_answer=traj.answer,
+                        prediction=predictions[j][sample.id],
+                        score=item.score,
+                        correct=item.correct,
+                        valid=item.valid,
+                        status=traj.status,
+                        num_turns=traj.num_turns,
+                        num_tokens=traj.num_sampled_tokens,
+                        tools=sorted({c.name for c in traj.tool_calls}),
+                        tool_calls=_tool_calls_json(traj),
+                        details=json.dumps(item.details),
+                    )
+                )
+    return ModelRun(model, metrics, records, trajs, samples_by_key)
+
+
+def _agent_metrics(es: EvalSet, trajs: Sequence[Trajectory]) -> dict[str, float]:
+    by_task: dict[str, list[Trajectory]] = defaultdict(list)
+    for sample, traj in zip(es.samples, trajs, strict=True):
+        by_task[sample.task].append(traj)
+    tools = sorted({c.name for t in trajs for c in t.tool_calls} | set(es.tools or ()))
+    out: dict[str, float] = {}
+    for task, group in [*by_task.items(), ("overall", list(trajs))]:
+        prefix = f"{es.name}/{task}"
+        for tool in tools:
+            out[f"{prefix}/tool_call_rate/{tool}"] = mean(
+                float(any(c.name == tool for c in t.tool_calls)) for t in group
+            )
+        out[f"{prefix}/tool_calls_per_sample"] = mean(len(t.tool_calls) for t in group)
+        out[f"{prefix}/mean_turns"] = mean(t.num_turns for t in group)
+        out[f"{prefix}/tokens_per_sample"] = mean(t.num_sampled_tokens for t in group)
+    counts = Counter(t.status for t in trajs)
+    for status, count in sorted(counts.items()):
+        out[f"{es.name}/overall/status/{status}"] = count / len(trajs)
+    return out
+
+
+def _pass_metrics(es: EvalSet, correct: Sequence[Sequence[bool]], n: int) -> dict[str, float]:
+    values = [pass_at_k(n, sum(c), n) for c in correct]
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for sample, v in zip(es.samples, values, strict=True):
+        by_task[sample.task].append(v)
+    out = {f"{es.name}/{task}/pass@{n}": mean(v) for task, v in by_task.items()}
+    out[f"{es.name}/overall/pass@{n}"] = mean(values)
+    return out
+
+
+def combine(main: ModelRun, baseline: ModelRun | None, sets: Sequence[EvalSet]) -> EvalResult:
+    """Flat metrics: eval/<name>, baseline/<name>, delta/<name> (for names both runs have)."""
+    metrics = {f"eval/{k}": v for k, v in main.metrics.items()}
+    if baseline is not None:
+        metrics.update({f"baseline/{k}": v for k, v in baseline.metrics.items()})
+        for k, v in main.metrics.items():
+            if k in baseline.metrics:
+                metrics[f"delta/{k}"] = v - baseline.metrics[k]
+    return EvalResult(metrics, main, baseline, list(sets))
