@@ -98,9 +98,7 @@ def image_index_balance(
     for split in sorted(by_split):
         items = by_split[split]
         if len(items) < min_rows:
-            skipped.append(
-                f"image_index_balance: split {split} has {len(items)} < {min_rows} rows"
-            )
+            skipped.append(f"image_index_balance: split {split} has {len(items)} < {min_rows} rows")
             continue
         n = len(items)
         counts = Counter(k for k, _ in items)

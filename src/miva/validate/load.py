@@ -116,7 +116,9 @@ def check_columns(shard: Shard) -> None:
             continue
         actual = schema.field(name).type
         if not compatible(actual, expected.field(name).type, column=name):
-            shard.bad_columns[name] = f"column has type {actual}, expected {expected.field(name).type}"
+            shard.bad_columns[name] = (
+                f"column has type {actual}, expected {expected.field(name).type}"
+            )
     shard.extra_columns = [n for n in schema.names if n not in CONTRACT_COLUMNS]
 
 

@@ -244,9 +244,7 @@ def _check_recorded_sizes(
         if got is None:
             continue  # already reported by images_decode
         if not (isinstance(rec, list | tuple) and len(rec) == 2 and tuple(rec) == got):
-            info.fail(
-                "image_sizes_match", f"image {k}: recorded {rec}, decoded {got[0]}x{got[1]}"
-            )
+            info.fail("image_sizes_match", f"image {k}: recorded {rec}, decoded {got[0]}x{got[1]}")
 
 
 def _evidence_problem(ev: Any, sizes: list[tuple[int, int] | None]) -> str | None:
