@@ -174,10 +174,53 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", help="benchmark folder in its native layout")
     p.add_argument("--baseline", help="second model evaluated on the same items")
     p.add_argument("--out", help="output folder (default: eval.output)")
+    p.add_argument("--splits", help="comma-separated dataset splits (eval.splits)")
+    p.add_argument("--max-items", type=int, help="cap on items per split or benchmark")
+    p.add_argument(
+        "--pass-k", type=int, help="sample K answers per item and report pass@K (eval.pass_k)"
+    )
 
 
 def _run_eval(args: argparse.Namespace, cfg: MivaConfig) -> int:
-    raise NotBuiltError("`miva eval` is not built yet (issue: evaluation)")
+    from miva.errors import ConfigError
+    from miva.eval.runner import run_eval
+
+    ecfg = cfg.eval
+    if args.splits:
+        ecfg.splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    if args.max_items is not None:
+        ecfg.max_items = args.max_items
+    if args.pass_k:
+        ecfg.greedy, ecfg.pass_k = args.pass_k == 1, args.pass_k
+    benches = dict(ecfg.benchmarks)
+    if args.bench:
+        if not args.path and args.bench not in benches:
+            raise ConfigError(f"--bench {args.bench} needs --path FOLDER (or eval.benchmarks)")
+        benches = {args.bench: args.path or benches[args.bench]}
+    elif args.path:
+        raise ConfigError("--path needs --bench NAME (see `miva bench list`)")
+    model = args.model or cfg.model.name_or_path
+    out = args.out or ecfg.output
+    result, paths = run_eval(
+        cfg,
+        model,
+        out,
+        dataset=args.dataset,
+        benches=benches,
+        baseline=args.baseline or ecfg.baseline,
+    )
+    for name in sorted(result.metrics):
+        if "/overall/" in name and name.rsplit("/", 1)[-1] in (
+            "accuracy",
+            "acc_iou50",
+            "ap50",
+            "f1",
+            "em",
+            "invalid_rate",
+        ):
+            print(f"{name} = {result.metrics[name]:.4f}")
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
 
 
 def _add_bench(p: argparse.ArgumentParser) -> None:
@@ -185,7 +228,13 @@ def _add_bench(p: argparse.ArgumentParser) -> None:
 
 
 def _run_bench(args: argparse.Namespace, cfg: MivaConfig) -> int:
-    raise NotBuiltError("`miva bench` is not built yet (issue: evaluation)")
+    from miva.data.benchmarks import BENCHMARKS
+
+    for cls in BENCHMARKS.values():
+        bench = cls()
+        tools = f"\n  tools: {', '.join(bench.tools)}" if bench.tools else ""
+        print(bench.describe() + tools + "\n")
+    return 0
 
 
 # ----------------------------------------------------------------------------- registry

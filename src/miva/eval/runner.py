@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from miva.agent.trajectory import Trajectory
 from miva.data.benchmarks.base import Benchmark, Skipped
@@ -236,3 +237,89 @@ def combine(main: ModelRun, baseline: ModelRun | None, sets: Sequence[EvalSet]) 
             if k in baseline.metrics:
                 metrics[f"delta/{k}"] = v - baseline.metrics[k]
     return EvalResult(metrics, main, baseline, list(sets))
+
+
+# ----------------------------------------------------------------------------- agent + CLI entry
+
+
+def agent_generator(model_name: str, cfg: Any, greedy: bool) -> Generate:
+    """`generate` backed by the agent runtime: load the model once (`miva.agent.model`),
+    then the batched multi-turn rollout (`miva.agent.rollout`) on `eval.batch_size` samples
+    at a time, with the set's tools when a benchmark names them."""
+    import importlib
+
+    from miva.errors import NotBuiltError
+
+    try:
+        rollout_mod = importlib.import_module("miva.agent.rollout")
+    except ImportError as exc:
+        raise NotBuiltError(
+            "the agent runtime's rollout loop (miva.agent.rollout) is not available yet"
+        ) from exc
+    from miva.agent.model import load_model
+
+    model, processor = load_model(
+        model_name,
+        family=cfg.model.family,
+        dtype=cfg.model.dtype,
+        min_pixels=cfg.model.min_pixels,
+        max_pixels=cfg.model.max_pixels,
+    )
+    agent_cfg = cfg.agent.model_copy(update={"temperature": 0.0} if greedy else {})
+
+    def generate(samples: Sequence[Sample], es: EvalSet, n: int) -> list[list[Trajectory]]:
+        from tqdm import tqdm
+
+        local_cfg = (
+            agent_cfg.model_copy(update={"tools": list(es.tools)}) if es.tools else agent_cfg
+        )
+        groups: list[list[Trajectory]] = []
+        size = cfg.eval.batch_size
+        for start in tqdm(range(0, len(samples), size), desc=f"eval {es.name} ({model_name})"):
+            batch = list(samples[start : start + size])
+            trajs = rollout_mod.rollout(model, processor, batch, local_cfg, n=n)
+            groups.extend(_regroup(trajs, batch, n))
+        return groups
+
+    return generate
+
+
+def _regroup(trajs: Sequence[Any], batch: Sequence[Sample], n: int) -> list[list[Trajectory]]:
+    """Accept either n trajectories per sample as nested lists or a flat list grouped by sample."""
+    if trajs and isinstance(trajs[0], list):
+        return [list(g) for g in trajs]
+    by_id: dict[str, list[Trajectory]] = defaultdict(list)
+    for t in trajs:
+        by_id[t.sample_id].append(t)
+    return [by_id[s.id][:n] for s in batch]
+
+
+def run_eval(
+    cfg: Any,
+    model: str,
+    out: str | Path,
+    dataset: str | None = None,
+    benches: dict[str, str] | None = None,
+    baseline: str | None = None,
+    generate_factory: Callable[[str, Any, bool], Generate] = agent_generator,
+) -> tuple[EvalResult, dict[str, Path]]:
+    """The whole stage: build sets, evaluate the model (and the baseline), write outputs."""
+    from miva.errors import ConfigError
+    from miva.eval.outputs import write_outputs
+
+    ecfg = cfg.eval
+    sets: list[EvalSet] = []
+    if dataset:
+        sets += dataset_sets(dataset, ecfg.splits, ecfg.max_items)
+    for name, path in (benches or {}).items():
+        sets.append(benchmark_set(name, path, ecfg.max_items))
+    if not sets:
+        raise ConfigError("nothing to evaluate: give --dataset and/or --bench NAME --path FOLDER")
+    n = 1 if ecfg.greedy else ecfg.pass_k
+    main = evaluate(sets, generate_factory(model, cfg, ecfg.greedy), model, n)
+    base = None
+    if baseline:
+        base = evaluate(sets, generate_factory(baseline, cfg, ecfg.greedy), baseline, n)
+    result = combine(main, base, sets)
+    paths = write_outputs(result, out, config=cfg.to_dict())
+    return result, paths
