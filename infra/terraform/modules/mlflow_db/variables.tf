@@ -1,0 +1,33 @@
+variable "name" {
+  description = "Identifier prefix."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the database."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets (at least two zones)."
+  type        = list(string)
+}
+
+variable "client_security_groups" {
+  description = "Name -> security group allowed to connect on 5432 (the EKS cluster security group, which managed nodes carry). Keys are static so the plan knows them before the groups exist."
+  type        = map(string)
+}
+
+variable "settings" {
+  description = "Instance settings."
+  type = object({
+    instance_class        = string
+    engine_version        = string
+    allocated_storage_gb  = number
+    max_allocated_storage = number
+    multi_az              = bool
+    backup_retention_days = number
+    deletion_protection   = bool
+    skip_final_snapshot   = bool
+  })
+}
