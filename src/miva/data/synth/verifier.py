@@ -41,10 +41,10 @@ def verify(
 ) -> list[str]:
     """Reasons to reject an item; an empty list means the item is kept."""
     reasons: list[str] = []
-    if solution.value is None or solution.candidates == 0:
-        reasons.append("unanswerable: no target matches the question")
-    elif solution.candidates > 1:
+    if solution.candidates > 1:
         reasons.append(f"ambiguous: {solution.candidates} equally valid answers")
+    elif solution.value is None or solution.candidates == 0:
+        reasons.append("unanswerable: no target matches the question")
     if task in ("counting",) and solution.value == 0:
         reasons.append("unanswerable: nothing to count")
     limit = min_side_px(image_size, min_side_fraction)
@@ -125,8 +125,7 @@ def assign_balanced(sizes: Sequence[int], tie_break: Sequence[float]) -> list[in
     choice would give on average). Items are placed fewest positions first, each at the
     position with the most quota left (ties rotated by `tie_break` in [0, 1)). Every count
     then stays within one item of its quota, so a share exceeds its fair share by at most
-    1/len(sizes). Example: sizes [2, 2, 4, 4] -> quotas 1.5, 1.5, 0.5, 0.5 -> positions
-    0 and 1 get the two 2-option items (one each), 2 and 3 the two 4-option items.
+    1/len(sizes). Example: 12 three-option items -> quotas 4, 4, 4 -> each letter 4 times.
     """
     quota: Counter[int] = Counter()
     for n in sizes:
