@@ -78,7 +78,9 @@ def decide(
     if champion is None:
         return Decision(
             True,
-            [f"no champion yet: first model becomes champion ({primary} = {challenger[primary]:.4f})"],
+            [
+                f"no champion yet: first model becomes champion ({primary} = {challenger[primary]:.4f})"
+            ],
             first=True,
         )
     if not challenger_eval_digest or not champion_eval_digest:
