@@ -241,22 +241,57 @@ def _run_bench(args: argparse.Namespace, cfg: MivaConfig) -> int:
 
 
 def _add_register(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="save_pretrained model folder or s3:// URI")
-    p.add_argument("--metrics", help="metrics.json from `miva eval`")
+    p.add_argument(
+        "--model", help="save_pretrained model folder or s3:// URI (default: train.output)"
+    )
+    p.add_argument(
+        "--metrics", help="metrics.json from `miva eval` (default: <eval.output>/metrics.json)"
+    )
     p.add_argument("--dataset", help="training dataset (for lineage)")
+    p.add_argument(
+        "--eval-digest",
+        help="digest of the eval set (default: eval/<set>/digest in metrics.json, or its eval_digest)",
+    )
+    p.add_argument("--report", help="HTML report (file or folder) to attach to the run")
 
 
 def _run_register(args: argparse.Namespace, cfg: MivaConfig) -> int:
-    raise NotBuiltError("`miva register` is not built yet (issue: model registry)")
+    from miva.registry.registry import load_metrics, register_model
+
+    model = args.model or cfg.train.output
+    metrics_path = args.metrics or f"{cfg.eval.output.rstrip('/')}/metrics.json"
+    metrics, digest = load_metrics(metrics_path, cfg.registry.primary_metric, args.eval_digest)
+    result = register_model(
+        cfg, model, metrics, eval_digest=digest, dataset=args.dataset, report=args.report
+    )
+    print(result.summary)
+    print(
+        f"registered {result.name} v{result.version}: {result.decision.outcome}; "
+        f"champion is v{result.champion}"
+    )
+    return 0
 
 
 def _add_registry(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["show", "promote", "rollback"])
-    p.add_argument("--version", help="model version (promote)")
+    p.add_argument(
+        "--version", help="model version (promote: required; rollback: target, default previous)"
+    )
 
 
 def _run_registry(args: argparse.Namespace, cfg: MivaConfig) -> int:
-    raise NotBuiltError("`miva registry` is not built yet (issue: model registry)")
+    from miva.registry import registry
+
+    if args.action == "promote":
+        if not args.version:
+            raise MivaError("`miva registry promote` needs --version N")
+        registry.promote(cfg, args.version)
+        print(f"{cfg.registry.model_name} v{args.version} is now champion")
+    elif args.action == "rollback":
+        target = registry.rollback(cfg, args.version)
+        print(f"{cfg.registry.model_name}: champion rolled back to v{target}")
+    print(registry.show(cfg))
+    return 0
 
 
 # ----------------------------------------------------------------------------- pipeline
