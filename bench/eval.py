@@ -1,0 +1,129 @@
+"""Evaluation throughput on this machine: items per second.
+
+Two rows: (1) the whole `miva eval` stage with the tiny model (rollouts + scoring + outputs),
+when the agent runtime's rollout loop is available; (2) scoring + outputs + HTML report alone,
+on recorded one-turn trajectories (what the stage costs beyond generation).
+
+    .venv/bin/python bench/eval.py --items 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _synthetic_dataset(folder: Path, n: int) -> Path:
+    import io
+    import random
+
+    from PIL import Image
+
+    from miva.data.io import write_dataset
+    from miva.data.schema import Evidence, Sample
+
+    rng = random.Random(0)
+    colors = ["red", "green", "blue", "yellow"]
+
+    def png(color: str) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGB", (112, 112), color).save(buf, format="PNG")
+        return buf.getvalue()
+
+    samples = []
+    for i in range(n):
+        cols = rng.sample(colors, 3)
+        if i % 2:
+            samples.append(
+                Sample(
+                    task="selection",
+                    images=[png(c) for c in cols],
+                    question=f"Which image is {cols[1]}? ({i})",
+                    answer_type="image_index",
+                    answer=2,
+                    split="test",
+                )
+            )
+        else:
+            samples.append(
+                Sample(
+                    task="grounding",
+                    images=[png(c) for c in cols],
+                    question=f"Box the square in image 1. ({i})",
+                    answer_type="bbox",
+                    answer=[10, 10, 60, 60],
+                    evidence=[Evidence(1, (10, 10, 60, 60))],
+                    split="test",
+                )
+            )
+    write_dataset(samples, folder)
+    return folder
+
+
+def _recorded(model, cfg, greedy):
+    from miva.agent.coords import Frame
+    from miva.agent.trajectory import Trajectory, Turn
+
+    def generate(samples, es, n):
+        out = []
+        for s in samples:
+            frames = [Frame(112, 112, 112, 112)] * len(s.images)
+            out.append(
+                [
+                    Trajectory(
+                        s.id,
+                        [0] * 8,
+                        [1] * 8,
+                        [0.0] * 8,
+                        0,
+                        [Turn("assistant", "")],
+                        answer="2" if s.answer_type == "image_index" else "[10, 10, 60, 40]",
+                        frames=frames,
+                    )
+                    for _ in range(n)
+                ]
+            )
+        return out
+
+    return generate
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--items", type=int, default=64)
+    args = ap.parse_args()
+    from miva.config import load_config
+    from miva.errors import MivaError
+    from miva.eval.runner import run_eval
+
+    cfg = load_config("tiny-cpu", [f"eval.max_items={args.items}"])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = _synthetic_dataset(Path(tmp) / "ds", args.items)
+        try:
+            t0 = time.perf_counter()
+            run_eval(cfg, "tiny-random", Path(tmp) / "out1", dataset=str(ds))
+            dt = time.perf_counter() - t0
+            rows.append(("tiny-random, greedy rollouts + scoring + outputs", args.items, dt))
+        except MivaError as exc:
+            print(f"(tiny-model row skipped: {exc})")
+        t0 = time.perf_counter()
+        run_eval(cfg, "recorded", Path(tmp) / "out2", dataset=str(ds), generate_factory=_recorded)
+        dt = time.perf_counter() - t0
+        rows.append(
+            ("scoring + metrics + parquet + HTML report (recorded answers)", args.items, dt)
+        )
+    print("| what | items | seconds | items/s |\n|---|---|---|---|")
+    for what, n, dt in rows:
+        print(f"| {what} | {n} | {dt:.2f} | {n / dt:.1f} |")
+    print(f"\ncommand: .venv/bin/python bench/eval.py --items {args.items}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
