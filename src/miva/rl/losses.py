@@ -97,8 +97,12 @@ def clipped_policy_loss(
     num_seqs: float | None = None,
     num_tokens: float | None = None,
     max_len: int | None = None,
+    kl_ratio_correction: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO-style clipped surrogate with separate low/high epsilon and optional k3 KL.
+
+    ``kl_ratio_correction`` multiplies the k3 term by rho (DeepSeek-V3.2; TRL's
+    ``use_bias_correction_kl``), which makes its gradient unbiased off-policy.
 
     ``logp``/``old_logp``/``ref_logp``/``mask``: ``[B, T]``; ``advantages``: ``[B]``.
 
@@ -119,7 +123,7 @@ def clipped_policy_loss(
         if ref_logp is None:
             raise ValueError("beta > 0 needs ref_logp (log-probs of the frozen reference model)")
         kl = k3_kl(logp, ref_logp)
-        per_token = per_token + beta * kl
+        per_token = per_token + beta * (kl * ratio if kl_ratio_correction else kl)
         metrics["kl"] = _masked_mean(kl.detach(), mask)
     value = aggregate(
         per_token, mask, agg, num_seqs=num_seqs, num_tokens=num_tokens, max_len=max_len
