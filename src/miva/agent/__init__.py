@@ -18,5 +18,11 @@ API overview (kept current; other stages build on these names):
   call this on `Trajectory.answer`; boxes come back in dataset pixels; `frames` =
   `trajectory.frames[:len(sample.images)]`), `format_model_answer(sample, family, frames)`
   (gold answer text in model coordinates, for SFT).
+- `miva.agent.assembly`: `SequenceBuilder` (incremental tokens / loss mask / images),
+  `encode_image`, `check_parity`, `mm_token_type_ids`, `sanitize`.
+- `miva.agent.tools`: `build_tools(cfg.agent) -> {name: Tool}`; `Tool.schema()`,
+  `Tool(arguments, ToolContext) -> ToolResult` (never raises on bad arguments).
+  zoom / view / python (sandboxed subprocess, `tools.python_sandbox.run_python`) /
+  search (BM25 over JSONL, or HTTP).
 - `miva.agent.trajectory`: the `Trajectory` / `ToolCall` / `Turn` contract.
 """
