@@ -331,6 +331,17 @@ class SFTConfig(Section):
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(20, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    describe_images: bool = Field(
+        True,
+        description="Gold trajectories first name what each image shows (meta captions), then answer: "
+        "makes multi-image tasks learnable for the tiny model (REFERENCE.md).",
+    )
+    use_tools: bool = Field(
+        True, description="Gold trajectories include the tool calls the evidence justifies (zoom)."
+    )
+    log_every: int = Field(25, ge=1, description="Steps between logged SFT metrics.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
     output: str = Field(
         ".miva/models/sft", description="save_pretrained folder (local path or s3:// URI)."
@@ -384,10 +395,23 @@ class TrainConfig(Section):
         description="Keep only prompts the starting policy solves sometimes (rejection sampling).",
     )
     curate_samples: int = Field(4, ge=2)
+    kl_ratio_correction: bool = Field(
+        False,
+        description="Multiply the k3 KL term by the ratio rho (DeepSeek-V3.2; TRL's use_bias_correction_kl).",
+    )
+    adv_eps: float = Field(1e-4, ge=0, description="Added to the std before dividing advantages.")
+    penalty_reward: float = Field(
+        -1.0, description="Total reward of trajectories whose status policy is `penalize`."
+    )
+    loss_max_tokens: int | None = Field(
+        None,
+        description="Constant length of seq-mean-token-sum-norm (Dr.GRPO); None = agent.max_new_tokens * agent.max_turns.",
+    )
     engine: Literal["torch", "deepspeed"] = Field("torch")
     zero_stage: Literal[2, 3] = Field(2)
     gradient_checkpointing: bool = Field(False)
     checkpoint_every: int = Field(50, ge=1)
+    keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept on disk (oldest removed).")
     resume: bool = Field(False)
     output: str = Field(
         ".miva/models/grpo", description="save_pretrained folder (local path or s3:// URI)."
