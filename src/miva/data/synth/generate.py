@@ -13,6 +13,7 @@ import hashlib
 import logging
 import multiprocessing as mp
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -263,6 +264,7 @@ class SynthResult:
     violations: dict[str, list[str]]
     dropped_shared_images: int = 0
     skipped: list[str] = field(default_factory=list)  # input entries skipped (COCO), with reasons
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
 
 def synthesize(cfg: DataConfig, progress: bool = True) -> SynthResult:
@@ -279,8 +281,12 @@ def synthesize(cfg: DataConfig, progress: bool = True) -> SynthResult:
         min_side_fraction=cfg.min_target_side_fraction,
     )
     splits = split_plan(cfg.n, cfg.splits, cfg.seed)
+    t0 = time.perf_counter()
     drafts = list(iter_drafts(job, splits, cfg.workers, progress))
-    return finish(drafts, cfg, progress)
+    t1 = time.perf_counter()
+    result = finish(drafts, cfg, progress)
+    result.timings = {"drafts_s": t1 - t0, "finish_s": time.perf_counter() - t1}
+    return result
 
 
 def finish(

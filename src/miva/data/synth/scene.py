@@ -15,7 +15,7 @@ Design choices that make the tasks fine-grained yet learnable at low resolution:
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond")
@@ -55,6 +55,16 @@ class Obj:
     def attrs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ATTRIBUTES}
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shape": self.shape,
+            "colour": self.colour,
+            "size": self.size,
+            "bbox": list(self.bbox),
+            "texture": self.texture,
+            "label": self.label,
+        }
+
 
 @dataclass
 class ImageSpec:
@@ -68,7 +78,14 @@ class Scene:
     images: list[ImageSpec]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "images": [asdict(im) for im in self.images]}
+        # written out instead of dataclasses.asdict: asdict's recursion was 14 % of generation time
+        return {
+            "size": self.size,
+            "images": [
+                {"background": im.background, "objects": [o.to_dict() for o in im.objects]}
+                for im in self.images
+            ],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Scene:
