@@ -9,6 +9,14 @@ PRESET ?= tiny-cpu
 ARGS ?=
 env ?= dev
 TF_PLUGIN_DIR ?= /opt/tf-plugins
+# Kubeflow: `make images` writes the registry and tag it pushed to images/tags.env;
+# pipeline-compile / pipeline-run compile with them (override on the command line).
+-include images/tags.env
+IMAGE_REGISTRY ?= ghcr.io/miva-project
+PLATFORM ?= linux/amd64
+PIPELINE_YAML ?= pipeline.yaml
+WAIT ?=
+IMAGE_SETS = $(if $(IMAGE_TAG),--set pipeline.image_registry=$(IMAGE_REGISTRY) --set pipeline.image_tag=$(IMAGE_TAG))
 
 .DEFAULT_GOAL := help
 
@@ -55,6 +63,26 @@ bench: setup ## run the CPU benchmarks; tables go to stdout and bench/RESULTS.md
 
 infra-validate: ## terraform fmt/validate/test offline and kustomize checks (TF_PLUGIN_DIR=$(TF_PLUGIN_DIR))
 	@if [ -x infra/validate.sh ]; then TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) infra/validate.sh; else echo "infra not built yet"; fi
+
+pipeline-compile: setup ## compile the Kubeflow pipeline to PIPELINE_YAML (PRESET, images from images/tags.env)
+	$(VENV)/bin/miva pipeline compile -c $(PRESET) --output $(PIPELINE_YAML) $(IMAGE_SETS) $(ARGS)
+
+pipeline-run: setup ## compile and submit to KFP_HOST (KFP_TOKEN/KFP_COOKIES for auth; WAIT=1 follows the run)
+	$(VENV)/bin/miva pipeline run -c $(PRESET) --output $(PIPELINE_YAML) $(IMAGE_SETS) $(if $(WAIT),--wait) $(ARGS)
+
+images: ## build and push miva-base and miva-cuda with docker buildx (IMAGE_REGISTRY=...); tag = version-commit
+	@set -euo pipefail; \
+	version=$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml); \
+	commit=$$(git rev-parse --short=12 HEAD); \
+	tag="$$version-$$commit"; \
+	if [ -n "$$(git status --porcelain -- src configs images pyproject.toml constraints.txt)" ]; then \
+	  echo "warning: uncommitted changes go into images tagged $$tag"; fi; \
+	for kind in base cuda; do \
+	  docker buildx build --platform $(PLATFORM) -f images/$$kind.Dockerfile \
+	    -t $(IMAGE_REGISTRY)/miva-$$kind:$$tag --push . ; \
+	done; \
+	printf '# written by make images\nIMAGE_REGISTRY=%s\nIMAGE_TAG=%s\n' '$(IMAGE_REGISTRY)' "$$tag" > images/tags.env; \
+	echo "pushed $(IMAGE_REGISTRY)/miva-{base,cuda}:$$tag (images/tags.env)"
 
 clean: ## remove local artifacts (.miva); keeps .venv
 	rm -rf .miva
