@@ -66,10 +66,54 @@ def resolve_host(cfg: MivaConfig, host: str | None = None) -> str:
     return host.rstrip("/")
 
 
+def auth_headers() -> dict[str, str]:
+    headers = {}
+    if os.environ.get("KFP_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['KFP_TOKEN']}"
+    if os.environ.get("KFP_COOKIES"):
+        headers["Cookie"] = os.environ["KFP_COOKIES"]
+    return headers
+
+
+def check_reachable(host: str, timeout_s: float = 10.0) -> None:
+    """One quick request to the API's health endpoint, so an unreachable host or a missing
+    login fails at once with one clear message (kfp.Client itself retries for ~25 s)."""
+    import urllib.error
+    import urllib.request
+
+    class _NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    request = urllib.request.Request(f"{host}/apis/v2beta1/healthz", headers=auth_headers())
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=timeout_s):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code in (301, 302, 303, 307, 308):
+            raise SubmitError(
+                f"Kubeflow Pipelines at {host} redirected to a login page "
+                f"({exc.headers.get('Location', '?')}): pass a session cookie in KFP_COOKIES "
+                "or a token in KFP_TOKEN"
+            ) from None
+        if exc.code in (401, 403):
+            raise SubmitError(
+                f"Kubeflow Pipelines at {host} refused the credentials (HTTP {exc.code}): "
+                "check KFP_TOKEN / KFP_COOKIES"
+            ) from None
+        # Other statuses: the server is there; let the client report what it rejects.
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SubmitError(f"cannot reach Kubeflow Pipelines at {host}: {reason}") from None
+
+
 def make_client(host: str, namespace: str):
     import warnings
 
     import kfp
+
+    check_reachable(host)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
