@@ -98,11 +98,23 @@ output "k8s_env" {
     "MLFLOW_DB_PORT=${module.mlflow_db.port}",
     "MLFLOW_DB_NAME=${module.mlflow_db.db_name}",
     "MLFLOW_DB_SECRET_ARN=${module.mlflow_db.master_secret_arn}",
-    "MLFLOW_IMAGE=${local.account_id}.dkr.ecr.${var.region}.amazonaws.com/${var.ecr_namespace}/miva-base",
-    "GPU_IMAGE=${local.account_id}.dkr.ecr.${var.region}.amazonaws.com/${var.ecr_namespace}/miva-gpu",
+    "MLFLOW_IMAGE=${local.account_id}.dkr.ecr.${var.region}.amazonaws.com/${var.ecr_namespace}/miva-base:${var.image_tag}",
+    "GPU_IMAGE=${local.account_id}.dkr.ecr.${var.region}.amazonaws.com/${var.ecr_namespace}/miva-gpu:${var.image_tag}",
     "NODE_ROLE_NAME=${module.eks.node_role_name}",
     "",
   ])
+}
+
+output "kfp_launcher_providers" {
+  description = "providers entry of the kfp-launcher ConfigMap (make infra-apply writes it to kfp-providers.yaml)."
+  value = yamlencode({
+    s3 = {
+      default = {
+        region      = var.region
+        credentials = { fromEnv = true }
+      }
+    }
+  })
 }
 
 output "checks" {

@@ -184,6 +184,12 @@ variable "ecr_keep_images" {
   default     = 30
 }
 
+variable "image_tag" {
+  description = "Tag of the stage images the k8s manifests run (MLflow uses miva-base, the Trainer runtime miva-gpu)."
+  type        = string
+  default     = "latest"
+}
+
 variable "ecr_force_delete" {
   description = "Let `terraform destroy` delete repositories that still hold images (dev only)."
   type        = bool

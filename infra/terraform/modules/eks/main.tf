@@ -203,3 +203,11 @@ resource "aws_eks_addon" "after_nodes" {
 
   depends_on = [aws_eks_node_group.system]
 }
+
+# Karpenter (optional, infra/k8s/components/karpenter-gpu) finds the node security group
+# by this tag; the private subnets carry it too (modules/network).
+resource "aws_ec2_tag" "cluster_sg_discovery" {
+  resource_id = aws_eks_cluster.this.vpc_config[0].cluster_security_group_id
+  key         = "karpenter.sh/discovery"
+  value       = aws_eks_cluster.this.name
+}

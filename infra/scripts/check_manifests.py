@@ -1,0 +1,352 @@
+"""Offline schema and contract check of rendered kustomize output.
+
+Usage: check_manifests.py [--kubernetes-version 1.33] RENDERED.yaml [...]
+
+Every document is checked against a real schema, chosen by kind:
+  built-in kinds         kubernetes-validate (the Kubernetes OpenAPI schemas), strict:
+                         unknown fields are errors
+  trainer.kubeflow.org   kubeflow-trainer-api (models generated from the Trainer CRDs):
+                         types are validated; fields the models drop are unknown fields
+  karpenter.sh / .k8s.aws  infra/k8s/schemas/*.json (our JSON Schemas of the v1 API)
+A kind with none of these is an error, so nothing passes unchecked. Then the contract
+with the pipeline is checked on the whole rendering (see check_contract).
+
+Exit status 0 when everything passes, 1 otherwise; one line per problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "k8s" / "schemas"
+CUSTOM_SCHEMAS = {
+    ("karpenter.sh/v1", "NodePool"): "karpenter.sh_v1_nodepool.json",
+    ("karpenter.k8s.aws/v1", "EC2NodeClass"): "karpenter.k8s.aws_v1_ec2nodeclass.json",
+}
+TRAINER_GROUP = "trainer.kubeflow.org/"
+
+# The contract with pipelines/ (see docs/readme/80-infrastructure.md).
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_POOL_LABEL = ("miva.ai/pool", "gpu")
+PIPELINE_NAMESPACE = "kubeflow"
+PIPELINE_SERVICE_ACCOUNT = "miva-pipeline"
+MLFLOW_URI = "http://mlflow.miva.svc.cluster.local:5000"
+POD_TEMPLATE_KINDS = {"Deployment", "DaemonSet", "StatefulSet", "Job", "ReplicaSet"}
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str
+    index: int
+    body: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind", ""))
+
+    @property
+    def api_version(self) -> str:
+        return str(self.body.get("apiVersion", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.body.get("metadata", {}).get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        return str(self.body.get("metadata", {}).get("namespace", ""))
+
+    def where(self) -> str:
+        return f"{self.source}#{self.index} {self.kind}/{self.name}"
+
+
+def load_documents(path: Path) -> tuple[list[Document], list[str]]:
+    """Documents of one multi-document YAML file, and problems with its structure."""
+    problems: list[str] = []
+    docs: list[Document] = []
+    try:
+        raw = list(yaml.safe_load_all(path.read_text()))
+    except yaml.YAMLError as exc:
+        return [], [f"{path}: not valid YAML: {exc}"]
+    for index, body in enumerate(raw):
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            problems.append(f"{path}#{index}: document is not a mapping")
+            continue
+        doc = Document(str(path), index, body)
+        if not doc.api_version or not doc.kind or not doc.name:
+            problems.append(f"{doc.where()}: apiVersion, kind and metadata.name are required")
+            continue
+        docs.append(doc)
+    if not docs and not problems:
+        problems.append(f"{path}: no Kubernetes objects")
+    return docs, problems
+
+
+# ------------------------------------------------------------------ schema checks
+
+
+def unknown_fields(given: Any, kept: Any, path: str = "") -> Iterator[str]:
+    """Keys present in `given` that a model round trip (`kept`) dropped."""
+    if isinstance(given, dict):
+        kept_dict = kept if isinstance(kept, dict) else {}
+        for key, value in given.items():
+            child = f"{path}.{key}" if path else str(key)
+            if key not in kept_dict:
+                yield child
+            else:
+                yield from unknown_fields(value, kept_dict[key], child)
+    elif isinstance(given, list) and isinstance(kept, list):
+        for i, (g, k) in enumerate(zip(given, kept, strict=False)):
+            yield from unknown_fields(g, k, f"{path}[{i}]")
+
+
+def check_trainer(doc: Document) -> list[str]:
+    from kubeflow_trainer_api import models
+    from pydantic import ValidationError
+
+    version = doc.api_version.split("/", 1)[1]
+    model = getattr(models, f"Trainer{version.capitalize()}{doc.kind}", None)
+    if model is None:
+        return [
+            f"{doc.where()}: kubeflow-trainer-api has no model for {doc.api_version} {doc.kind}"
+        ]
+    try:
+        parsed = model.from_dict(doc.body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        return [f"{doc.where()}: {loc}: {first['msg']} ({exc.error_count()} error(s))"]
+    dropped = list(unknown_fields(doc.body, parsed.to_dict()))
+    return [f"{doc.where()}: unknown field {field}" for field in dropped]
+
+
+def check_custom(doc: Document, schema_file: str) -> list[str]:
+    import jsonschema
+
+    schema = json.loads((SCHEMA_DIR / schema_file).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(doc.body), key=lambda e: list(e.path)):
+        loc = ".".join(str(p) for p in error.path) or "(root)"
+        problems.append(f"{doc.where()}: {loc}: {error.message}")
+    return problems
+
+
+def check_builtin(doc: Document, kubernetes_version: str) -> list[str] | None:
+    """Problems, or None when kubernetes-validate has no schema for the kind."""
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(doc.body, kubernetes_version, strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        return None
+    except kubernetes_validate.ValidationError as exc:
+        loc = ".".join(str(p) for p in exc.path) or "(root)"
+        return [f"{doc.where()}: {loc}: {exc.message}"]
+    return []
+
+
+def check_schema(doc: Document, kubernetes_version: str) -> tuple[str, list[str]]:
+    """(what checked it, problems)."""
+    if doc.api_version.startswith(TRAINER_GROUP):
+        return "kubeflow-trainer-api", check_trainer(doc)
+    custom = CUSTOM_SCHEMAS.get((doc.api_version, doc.kind))
+    if custom:
+        return f"schemas/{custom}", check_custom(doc, custom)
+    builtin = check_builtin(doc, kubernetes_version)
+    if builtin is None:
+        return "none", [f"{doc.where()}: no schema for {doc.api_version} {doc.kind}"]
+    return f"kubernetes-validate {kubernetes_version}", builtin
+
+
+# ------------------------------------------------------------------ contract checks
+
+
+def pod_specs(doc: Document) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, pod spec) of every pod template in the object."""
+    body = doc.body
+    if doc.kind in POD_TEMPLATE_KINDS:
+        spec = body.get("spec", {}).get("template", {}).get("spec")
+        if isinstance(spec, dict):
+            yield "spec.template.spec", spec
+    if doc.kind in {"ClusterTrainingRuntime", "TrainingRuntime"}:
+        jobs = body.get("spec", {}).get("template", {}).get("spec", {}).get("replicatedJobs", [])
+        for job in jobs:
+            spec = job.get("template", {}).get("spec", {}).get("template", {}).get("spec")
+            if isinstance(spec, dict):
+                yield f"replicatedJobs[{job.get('name')}]", spec
+
+
+def requests_gpu(pod: dict[str, Any]) -> bool:
+    for container in pod.get("containers", []) + pod.get("initContainers", []):
+        resources = container.get("resources", {})
+        for section in ("limits", "requests"):
+            if GPU_TAINT_KEY in resources.get(section, {}):
+                return True
+    return False
+
+
+def tolerates_gpu_taint(pod: dict[str, Any]) -> bool:
+    for tol in pod.get("tolerations", []):
+        key_ok = tol.get("key") == GPU_TAINT_KEY
+        effect_ok = tol.get("effect") in (None, "", "NoSchedule")
+        if key_ok and effect_ok:
+            return True
+    return False
+
+
+def find(docs: Iterable[Document], kind: str, name: str, namespace: str | None = None):
+    for doc in docs:
+        if (
+            doc.kind == kind
+            and doc.name == name
+            and (namespace is None or doc.namespace == namespace)
+        ):
+            return doc
+    return None
+
+
+def secret_value(doc: Document, key: str) -> str | None:
+    if key in doc.body.get("stringData", {}):
+        return doc.body["stringData"][key]
+    if key in doc.body.get("data", {}):
+        return base64.b64decode(doc.body["data"][key]).decode()
+    return None
+
+
+def check_contract(docs: list[Document]) -> list[str]:
+    """The promises the k8s manifests make to the pipeline (one rendered overlay)."""
+    problems: list[str] = []
+    rendered = yaml.safe_dump_all([d.body for d in docs])
+    if "placeholder" in rendered:
+        problems.append(
+            "a placeholder was not replaced (is infra.env / kfp-providers.yaml complete?)"
+        )
+
+    for doc in docs:
+        for path, pod in pod_specs(doc):
+            selector = pod.get("nodeSelector", {})
+            on_gpu_pool = selector.get(GPU_POOL_LABEL[0]) == GPU_POOL_LABEL[1]
+            if requests_gpu(pod) and not on_gpu_pool:
+                problems.append(
+                    f"{doc.where()}: {path} requests GPUs but does not select {GPU_POOL_LABEL[0]}={GPU_POOL_LABEL[1]}"
+                )
+            if on_gpu_pool and not tolerates_gpu_taint(pod):
+                problems.append(
+                    f"{doc.where()}: {path} selects the GPU pool but does not tolerate {GPU_TAINT_KEY}:NoSchedule"
+                )
+
+    service = find(docs, "Service", "mlflow", "miva")
+    if service is None:
+        problems.append("Service miva/mlflow is missing")
+    elif 5000 not in [p.get("port") for p in service.body.get("spec", {}).get("ports", [])]:
+        problems.append("Service miva/mlflow does not expose port 5000")
+
+    mlflow = find(docs, "Deployment", "mlflow", "miva")
+    if mlflow is None:
+        problems.append("Deployment miva/mlflow is missing")
+    else:
+        env = {
+            e["name"]: e.get("value", "")
+            for c in mlflow.body["spec"]["template"]["spec"]["containers"]
+            for e in c.get("env", [])
+        }
+        hosts = [
+            h.strip() for h in env.get("MLFLOW_SERVER_ALLOWED_HOSTS", "").split(",") if h.strip()
+        ]
+        if not hosts or "*" in hosts:
+            problems.append(
+                "MLflow must set MLFLOW_SERVER_ALLOWED_HOSTS to explicit hosts (no '*')"
+            )
+        elif "mlflow.miva.svc.cluster.local:5000" not in hosts:
+            problems.append(
+                "MLflow allowed hosts must include mlflow.miva.svc.cluster.local:5000 (the pipeline's URI)"
+            )
+
+    launcher = find(docs, "ConfigMap", "kfp-launcher", PIPELINE_NAMESPACE)
+    if launcher is None:
+        problems.append(f"ConfigMap {PIPELINE_NAMESPACE}/kfp-launcher is missing")
+    else:
+        data = launcher.body.get("data", {})
+        root = data.get("defaultPipelineRoot", "")
+        if not root.startswith("s3://"):
+            problems.append(f"kfp-launcher defaultPipelineRoot must be an s3:// URI, got {root!r}")
+        try:
+            region = yaml.safe_load(data.get("providers", ""))["s3"]["default"]["region"]
+        except (yaml.YAMLError, TypeError, KeyError):
+            region = None
+        if not region:
+            problems.append("kfp-launcher providers must give s3.default.region")
+
+    secret = find(docs, "Secret", "miva-mlflow", PIPELINE_NAMESPACE)
+    if secret is None or secret_value(secret, "MLFLOW_TRACKING_URI") != MLFLOW_URI:
+        problems.append(
+            f"Secret {PIPELINE_NAMESPACE}/miva-mlflow must hold MLFLOW_TRACKING_URI={MLFLOW_URI}"
+        )
+
+    if find(docs, "ServiceAccount", PIPELINE_SERVICE_ACCOUNT, PIPELINE_NAMESPACE) is None:
+        problems.append(
+            f"ServiceAccount {PIPELINE_NAMESPACE}/{PIPELINE_SERVICE_ACCOUNT} is missing"
+        )
+
+    for pool in (d for d in docs if d.kind == "NodePool"):
+        template = pool.body["spec"]["template"]
+        labels = template.get("metadata", {}).get("labels", {})
+        taints = template["spec"].get("taints", [])
+        if labels.get(GPU_POOL_LABEL[0]) != GPU_POOL_LABEL[1]:
+            problems.append(
+                f"{pool.where()}: nodes must be labelled {GPU_POOL_LABEL[0]}={GPU_POOL_LABEL[1]}"
+            )
+        if not any(
+            t.get("key") == GPU_TAINT_KEY and t.get("effect") == "NoSchedule" for t in taints
+        ):
+            problems.append(
+                f"{pool.where()}: nodes must carry the {GPU_TAINT_KEY}:NoSchedule taint"
+            )
+    return problems
+
+
+def check_file(path: Path, kubernetes_version: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """([(object, checked by)], problems) for one rendered overlay."""
+    docs, problems = load_documents(path)
+    checked = []
+    for doc in docs:
+        checker, found = check_schema(doc, kubernetes_version)
+        checked.append((f"{doc.kind}/{doc.name}", checker))
+        problems.extend(found)
+    if docs:
+        problems.extend(f"{path}: {p}" for p in check_contract(docs))
+    return checked, problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--kubernetes-version", default="1.33")
+    args = parser.parse_args(argv)
+    failed = False
+    for path in args.files:
+        checked, problems = check_file(path, args.kubernetes_version)
+        status = "ok" if not problems else f"{len(problems)} problem(s)"
+        print(f"{path}: {len(checked)} objects, {status}")
+        for obj, checker in checked:
+            print(f"  {obj:<45} {checker}")
+        for problem in problems:
+            print(f"  ERROR {problem}")
+        failed = failed or bool(problems)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
