@@ -12,7 +12,7 @@ def configure(preset: str, overrides: str, image_registry: str, image_tag: str) 
         ("sft_enabled", bool),
         ("num_nodes", int),
         ("base_image", str),
-        ("cuda_image", str),
+        ("gpu_image", str),
         ("config_hash", str),
     ],
 ):
@@ -23,6 +23,6 @@ def configure(preset: str, overrides: str, image_registry: str, image_tag: str) 
 
     p = plan(preset, overrides, image_registry, image_tag)
     Plan = namedtuple(
-        "Plan", ["sft_enabled", "num_nodes", "base_image", "cuda_image", "config_hash"]
+        "Plan", ["sft_enabled", "num_nodes", "base_image", "gpu_image", "config_hash"]
     )
-    return Plan(p.sft_enabled, p.num_nodes, p.base_image, p.cuda_image, p.config_hash)
+    return Plan(p.sft_enabled, p.num_nodes, p.base_image, p.gpu_image, p.config_hash)

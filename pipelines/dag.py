@@ -73,7 +73,7 @@ def build_pipeline(cfg: MivaConfig, preset: str, overrides: list[str] | tuple[st
         ).set_display_name("configure")
         plan.set_container_image(image_ref(p.image_registry, "base", p.image_tag))
         plan.set_caching_options(False)
-        base_image, cuda_image = plan.outputs["base_image"], plan.outputs["cuda_image"]
+        base_image, gpu_image = plan.outputs["base_image"], plan.outputs["gpu_image"]
 
         data = synthesize(**run, **ids).set_display_name("synthesize")
         on_cluster(data, base_image, network=True).set_caching_options(p.caching)
@@ -84,16 +84,16 @@ def build_pipeline(cfg: MivaConfig, preset: str, overrides: list[str] | tuple[st
 
         def rl_evaluate_register(start_model=None):
             train_args = {"start_model": start_model} if start_model is not None else {}
-            trained = grpo(**run, **ids, train_image=cuda_image, validated=validated, **train_args)
+            trained = grpo(**run, **ids, train_image=gpu_image, validated=validated, **train_args)
             trained.set_display_name("grpo").set_caching_options(False)
             if p.num_nodes > 1:  # the task only submits and follows a TrainJob
                 on_cluster(trained, base_image, network=True)
             else:
-                on_cluster(trained, cuda_image, gpu=True)
+                on_cluster(trained, gpu_image, gpu=True)
             model = trained.outputs["model"]
             scored = evaluate(**run, **ids, validated=validated, model=model)
             scored.set_display_name("evaluate").set_caching_options(False)
-            on_cluster(scored, cuda_image, gpu=True, network=True)
+            on_cluster(scored, gpu_image, gpu=True, network=True)
             shipped = register(
                 **run, **ids, validated=validated, model=model, results=scored.outputs["results"]
             )
@@ -102,7 +102,7 @@ def build_pipeline(cfg: MivaConfig, preset: str, overrides: list[str] | tuple[st
 
         with dsl.If(plan.outputs["sft_enabled"] == True, name="with-sft"):  # noqa: E712
             warm = sft(**run, **ids, validated=validated).set_display_name("sft")
-            on_cluster(warm.set_caching_options(False), cuda_image, gpu=True)
+            on_cluster(warm.set_caching_options(False), gpu_image, gpu=True)
             rl_evaluate_register(start_model=warm.outputs["model"])
         with dsl.Else(name="without-sft"):
             rl_evaluate_register()

@@ -167,5 +167,5 @@ def test_multi_node_grpo_submits_from_a_cpu_pod(tmp_path):
             assert "base_image" in executors[label]["container"]["image"]
             assert "tolerations" not in k8s[label]
             assert task["inputs"]["parameters"]["train_image"]["componentInputParameter"].endswith(
-                "cuda_image"
+                "gpu_image"
             )

@@ -55,7 +55,7 @@ def test_every_component_has_an_image():
         assert (ROOT / "images" / f"{kind}.Dockerfile").exists(), stage
 
 
-@pytest.mark.parametrize("kind", sorted(IMAGES))
+@pytest.mark.parametrize("kind", sorted(IMAGES), ids=lambda k: IMAGES[k])
 def test_image_installs_the_package_with_declared_extras(kind):
     lines = _logical_lines(_dockerfile(kind))
     installs = [ln for ln in lines if "pip install" in ln and ('"."' in ln or '".[' in ln)]
@@ -68,7 +68,7 @@ def test_image_installs_the_package_with_declared_extras(kind):
     assert re.search(r"-c \S*constraints\.txt", installs[-1]), "installs must be pinned"
 
 
-@pytest.mark.parametrize("kind", sorted(IMAGES))
+@pytest.mark.parametrize("kind", sorted(IMAGES), ids=lambda k: IMAGES[k])
 def test_image_is_multi_stage_pinned_and_non_root(kind):
     text = _dockerfile(kind)
     args = _args(text)
@@ -92,8 +92,8 @@ def test_image_is_multi_stage_pinned_and_non_root(kind):
     assert Version(torch_pin) in _requirement("torch").specifier
 
 
-def test_cuda_pins_work_with_the_package_and_each_other():
-    pins = _constraints(ROOT / "images" / "cuda-pins.txt")
+def test_gpu_pins_work_with_the_package_and_each_other():
+    pins = _constraints(ROOT / "images" / "gpu-pins.txt")
     base = _constraints(ROOT / "constraints.txt")
     gpu_extra = [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["gpu"]]
     for req in gpu_extra:
@@ -116,8 +116,7 @@ def test_dockerignore_keeps_the_context_small():
 
 def test_image_refs_and_tags_file(tmp_path):
     assert (
-        image_ref("reg.example/team/", "cuda", "0.1.0-abc")
-        == "reg.example/team/miva-cuda:0.1.0-abc"
+        image_ref("reg.example/team/", "gpu", "0.1.0-abc") == "reg.example/team/miva-gpu:0.1.0-abc"
     )
     tags = tmp_path / "tags.env"
     tags.write_text(

@@ -28,7 +28,7 @@ def _manifest(cfg):
         cfg,
         name=trainjob_name("run-1", "grpo"),
         namespace="team-a",
-        image="reg.example/miva-cuda:0.1.0-abc",
+        image="reg.example/miva-gpu:0.1.0-abc",
         args=args,
         run_id="run-1",
         task_name="grpo",
@@ -42,10 +42,10 @@ def test_manifest_runs_the_train_image_with_the_same_arguments(cfg):
     assert m["spec"]["runtimeRef"] == {
         "apiGroup": "trainer.kubeflow.org",
         "kind": "ClusterTrainingRuntime",
-        "name": "torch-distributed",
+        "name": "miva-torch-distributed",
     }
     t = m["spec"]["trainer"]
-    assert t["image"] == "reg.example/miva-cuda:0.1.0-abc"
+    assert t["image"] == "reg.example/miva-gpu:0.1.0-abc"
     assert t["command"] == ["torchrun", "-m", "miva.cli"]
     assert t["args"] == [
         "train", "-c", "qwen2.5-vl-7b-gpu",
@@ -147,8 +147,8 @@ def test_existing_job_is_followed_and_rejection_is_explained(cfg):
         assert trainjob.submit(_api(api_server.url), _manifest(cfg)).startswith("miva-grpo-")
     with StandIn() as api_server:
         api_server.route("POST", "/apis/", lambda r: (
-            422, {"message": "spec.runtimeRef: ClusterTrainingRuntime torch-distributed not found"}))  # fmt: skip
-        with pytest.raises(TrainJobError, match="HTTP 422.*torch-distributed not found"):
+            422, {"message": "spec.runtimeRef: ClusterTrainingRuntime miva-torch-distributed not found"}))  # fmt: skip
+        with pytest.raises(TrainJobError, match="HTTP 422.*miva-torch-distributed not found"):
             trainjob.submit(_api(api_server.url), _manifest(cfg))
 
 

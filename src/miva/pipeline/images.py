@@ -1,7 +1,7 @@
 """Stage images: which image each stage runs on and how a reference is spelled.
 
 Two images (see images/): `miva-base` (CPU; data, validation, registry stages) and
-`miva-cuda` (torch + deepspeed + vllm; sft, grpo, evaluate). `make images` builds both
+`miva-gpu` (torch + deepspeed + vllm; sft, grpo, evaluate). `make images` builds both
 with one tag (package version + git commit) and writes it to `images/tags.env`.
 """
 
@@ -11,27 +11,27 @@ from pathlib import Path
 
 from miva.errors import ConfigError
 
-IMAGES = {"base": "miva-base", "cuda": "miva-cuda"}
+IMAGES = {"base": "miva-base", "gpu": "miva-gpu"}
 
 # stage (component name) -> image kind
 STAGE_IMAGE = {
     "configure": "base",
     "synthesize": "base",
     "validate": "base",
-    "sft": "cuda",
-    "grpo": "cuda",
-    "evaluate": "cuda",
+    "sft": "gpu",
+    "grpo": "gpu",
+    "evaluate": "gpu",
     "register": "base",
 }
 
-GPU_STAGES = tuple(stage for stage, kind in STAGE_IMAGE.items() if kind == "cuda")
+GPU_STAGES = tuple(stage for stage, kind in STAGE_IMAGE.items() if kind == "gpu")
 
 # Extras each image installs the package with (`pip install miva[<extras>]`).
-IMAGE_EXTRAS = {"base": (), "cuda": ("gpu",)}
+IMAGE_EXTRAS = {"base": (), "gpu": ("gpu",)}
 
 
 def image_ref(registry: str, kind: str, tag: str) -> str:
-    """`image_ref("ghcr.io/acme", "cuda", "0.1.0-abc123")` -> "ghcr.io/acme/miva-cuda:0.1.0-abc123"."""
+    """`image_ref("ghcr.io/acme", "gpu", "0.1.0-abc123")` -> "ghcr.io/acme/miva-gpu:0.1.0-abc123"."""
     if kind not in IMAGES:
         raise ConfigError(f"unknown image kind {kind!r}; known: {sorted(IMAGES)}")
     if not registry or not tag:

@@ -59,7 +59,7 @@ class Plan:
     sft_enabled: bool
     num_nodes: int
     base_image: str
-    cuda_image: str
+    gpu_image: str
     config_hash: str
 
 
@@ -74,7 +74,7 @@ def plan(preset: str, overrides: str, image_registry: str = "", image_tag: str =
         sft_enabled=cfg.sft.enabled,
         num_nodes=cfg.pipeline.num_nodes,
         base_image=image_ref(registry, "base", tag),
-        cuda_image=image_ref(registry, "cuda", tag),
+        gpu_image=image_ref(registry, "gpu", tag),
         config_hash=cfg.digest(),
     )
 

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# miva-cuda: the GPU image of the sft, grpo and evaluate stages (and multi-node TrainJobs).
-# Build from the repository root:  docker buildx build -f images/cuda.Dockerfile -t IMAGE .
+# miva-gpu: the GPU image of the sft, grpo and evaluate stages (and multi-node TrainJobs).
+# Build from the repository root:  docker buildx build -f images/gpu.Dockerfile -t IMAGE .
 #
 # Versions that work together (checked against the packages' published metadata):
 #   torch 2.13.0 (PyPI CUDA wheel, bundles its CUDA libraries), vllm 0.32.0 (requires
@@ -23,12 +23,12 @@ RUN python3.12 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
 COPY pyproject.toml constraints.txt README.md ./
-COPY images/cuda-pins.txt ./images/
+COPY images/gpu-pins.txt ./images/
 COPY src ./src
-# constraints.txt minus the pins cuda-pins.txt replaces, plus cuda-pins.txt.
-RUN cut -d= -f1 images/cuda-pins.txt | grep -v '^#' | sed 's/^/^/; s/$/==/' > /tmp/replaced \
+# constraints.txt minus the pins gpu-pins.txt replaces, plus gpu-pins.txt.
+RUN cut -d= -f1 images/gpu-pins.txt | grep -v '^#' | sed 's/^/^/; s/$/==/' > /tmp/replaced \
  && grep -v -i -f /tmp/replaced constraints.txt > /tmp/constraints.txt \
- && grep -v '^#' images/cuda-pins.txt >> /tmp/constraints.txt \
+ && grep -v '^#' images/gpu-pins.txt >> /tmp/constraints.txt \
  && pip install -c /tmp/constraints.txt "torch==2.13.0" \
  && DS_BUILD_OPS=0 pip install -c /tmp/constraints.txt ".[gpu]" \
  && python -c "import torch, vllm, deepspeed, transformers; print(torch.__version__, vllm.__version__, deepspeed.__version__, transformers.__version__)"
