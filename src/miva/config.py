@@ -518,8 +518,8 @@ class PipelineConfig(Section):
         1, ge=1, description="More than 1 submits a Kubeflow Trainer TrainJob for GRPO."
     )
     trainer_runtime: str = Field(
-        "torch-distributed",
-        description="ClusterTrainingRuntime the multi-node GRPO TrainJob refers to.",
+        "miva-torch-distributed",
+        description="ClusterTrainingRuntime the multi-node GRPO TrainJob refers to (infra/k8s installs this one; the stock runtime is `torch-distributed`).",
     )
     trainjob_poll_s: float = Field(
         15.0, gt=0, description="Seconds between status polls of a multi-node TrainJob."
