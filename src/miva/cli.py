@@ -111,11 +111,40 @@ def _run_synth(args: argparse.Namespace, cfg: MivaConfig) -> int:
 
 def _add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", nargs="?", help="dataset folder or s3:// URI (default: data.output)")
-    p.add_argument("--out", help="output folder (default: validate.output)")
+    p.add_argument("--out", help="output folder or s3:// URI (default: validate.output)")
+    p.add_argument(
+        "--max-quarantine-fraction",
+        type=float,
+        help="fail when more rows than this are quarantined (validate.max_quarantine_fraction)",
+    )
+    p.add_argument("--no-docs", action="store_true", help="skip the great-expectations HTML docs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def _run_validate(args: argparse.Namespace, cfg: MivaConfig) -> int:
-    raise NotBuiltError("`miva validate` is not built yet (issue: foundation, validation gate)")
+    from miva.errors import ConfigError
+    from miva.validate import ValidationFailed, summary, validate_dataset
+
+    vcfg = cfg.validate_
+    if args.max_quarantine_fraction is not None:
+        if not 0 <= args.max_quarantine_fraction <= 1:
+            raise ConfigError("--max-quarantine-fraction must be between 0 and 1")
+        vcfg = vcfg.model_copy(update={"max_quarantine_fraction": args.max_quarantine_fraction})
+    out = args.out or vcfg.output
+    report = validate_dataset(
+        args.dataset or cfg.data.output,
+        out,
+        vcfg,
+        progress=not args.quiet,
+        data_docs=not args.no_docs,
+    )
+    print(summary(report))
+    if not report.passed:
+        raise ValidationFailed(
+            f"the dataset failed the gate ({'; '.join(report.verdict_reasons)}); "
+            f"see {out}/report.json and {out}/quarantine/"
+        )
+    return 0
 
 
 # ----------------------------------------------------------------------------- agent

@@ -173,6 +173,9 @@ class ValidateConfig(Section):
         ge=1,
         description="Balance rules skip a split with fewer applicable rows than this (too few to judge).",
     )
+    workers: int = Field(
+        2, ge=1, description="Processes that read, decode and check shards in parallel."
+    )
     critical_rules: list[str] = Field(
         default_factory=lambda: ["shards_readable", "dataset_not_empty", "checks_ran"],
         description="Rules whose failure fails the gate outright; others quarantine rows (row rules) or warn "
@@ -474,8 +477,8 @@ class RegistryConfig(Section):
         ge=0,
         description="Retries of one request to a remote tracking server (backoff between them).",
     )
-    http_backoff_factor: float = Field(
-        1.0, ge=0, description="Exponential backoff factor between tracking-server retries (s)."
+    http_backoff_factor: int = Field(
+        1, ge=0, description="Exponential backoff factor between tracking-server retries (s)."
     )
     http_timeout_s: float = Field(30.0, gt=0, description="Timeout of one tracking-server request.")
     lock_timeout_s: float = Field(

@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,7 @@ def _validate(
     data_docs: bool,
 ) -> Report:
     critical = set(cfg.critical_rules)
+    clock = _Clock()
     results: list[RuleResult] = []
 
     # 1. pass one
@@ -133,14 +136,17 @@ def _validate(
     shards: list[load.Shard] = []
     infos: list[rows.RowInfo] = []
     where: list[tuple[int, int]] = []  # global row -> (shard index, row in shard)
-    for si, path in enumerate(
-        tqdm(paths, desc="validate: check", unit="shard", disable=not progress)
+    for si, (shard, shard_infos) in enumerate(
+        tqdm(
+            _check_shards(paths, folder, cfg.workers),
+            total=len(paths),
+            desc="validate: check",
+            unit="shard",
+            disable=not progress,
+        )
     ):
-        shard = load.read_shard(path, folder)
-        for ri, raw in enumerate(shard.rows()):
-            infos.append(rows.inspect_row(raw, shard.bad_columns))
-            where.append((si, ri))
-        shard.table = None  # re-read in pass two; keep memory flat
+        infos.extend(shard_infos)
+        where.extend((si, ri) for ri in range(len(shard_infos)))
         shards.append(shard)
     labels = [
         f"{info.meta.get('id') or '<no id>'} ({shards[si].name}:{ri})"
@@ -179,6 +185,7 @@ def _validate(
     )
     results.append(_manifest_rule(folder, n + lost_known, critical))
 
+    clock.lap("check_rows")
     # 2. GX row suite
     frame = pd.DataFrame.from_records(
         [{"row": i, **info.meta} for i, info in enumerate(infos)], columns=list(ROW_FRAME_COLUMNS)
@@ -201,6 +208,7 @@ def _validate(
                 kept = f"; kept {labels[keeper]}" if keeper is not None else ""
                 reasons[r].append(f"ids_unique: id repeated in {len(group)} rows{kept}")
 
+    clock.lap("gx_rows")
     # 3. cross-row checks on rows still clean
     survivors = [i for i in range(n) if not reasons[i]]
     leaks = rows.shared_images(
@@ -220,6 +228,7 @@ def _validate(
         reasons[i].append(why)
     clean_rows = [i for i in range(n) if not reasons[i]]
 
+    clock.lap("cross_rows")
     # 4. balance of the clean rows
     balance_rows, skipped = _balance(infos, clean_rows, cfg)
     balance = pd.DataFrame.from_records(
@@ -300,12 +309,14 @@ def _validate(
         )
     )
 
+    clock.lap("balance")
     # 5. pass two: outputs
     quarantined = [rs for rs in reasons if rs]
     clean_counts = _write_outputs(folder, out_dir, shards, reasons, where, cfg, source, progress)
     if data_docs:
         runner.build_docs(out_dir / "data_docs")
 
+    clock.lap("write_outputs")
     by_rule = count_by_rule(quarantined)
     if unreadable:
         by_rule["shards_readable"] = lost_known
@@ -334,7 +345,38 @@ def _validate(
             for s in shards
         ],
         clean_counts=clean_counts,
+        timings_s=clock.laps,
     )
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.t, 3)
+        self.t = now
+
+
+def _check_shard(path: Path, folder: Path) -> tuple[load.Shard, list[rows.RowInfo]]:
+    """Pass one over one shard (runs in a worker process when workers > 1)."""
+    shard = load.read_shard(path, folder)
+    infos = [rows.inspect_row(raw, shard.bad_columns) for raw in shard.rows()]
+    shard.table = None  # re-read in pass two; keep memory flat and the result small
+    return shard, infos
+
+
+def _check_shards(
+    paths: list[Path], folder: Path, workers: int
+) -> Iterator[tuple[load.Shard, list[rows.RowInfo]]]:
+    """Shards in order, checked by `workers` processes."""
+    if workers <= 1 or len(paths) <= 1:
+        yield from (_check_shard(p, folder) for p in paths)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
+        yield from pool.map(_check_shard, paths, [folder] * len(paths))
 
 
 def _rule(

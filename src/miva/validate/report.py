@@ -53,6 +53,7 @@ class Report:
     max_quarantine_fraction: float
     files: list[dict[str, Any]]
     clean_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def rows_total(self) -> int:
@@ -101,6 +102,7 @@ class Report:
             "clean_counts": self.clean_counts,
             "rules": [r.to_dict() for r in self.rules],
             "files": self.files,
+            "timings_s": self.timings_s,
         }
 
 

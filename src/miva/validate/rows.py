@@ -33,6 +33,8 @@ from PIL import Image
 
 from miva.data.schema import CHOICE_LETTERS, SPLITS, Sample
 
+# The last bytes of a complete file: PNG's IEND chunk, JPEG's EOI marker.
+_END_MARKERS = {"PNG": b"IEND\xaeB`\x82", "JPEG": b"\xff\xd9"}
 EPS = 1e-3  # float32 boxes: tolerate rounding at the image border
 # Which split keeps an image that two splits share: evaluation splits win.
 SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2}
@@ -69,9 +71,11 @@ def rule_of(reason: str) -> str:
 def decode_image(blob: bytes) -> tuple[tuple[int, int], str]:
     """Decode an encoded image completely; returns ((width, height), pixel hash).
 
-    Raises ValueError with a short message when the bytes are not a whole image. The
-    hash covers mode, size and decoded pixels, so a PNG and a lossless re-encoding of
-    the same picture collide (what the split-leak check wants).
+    Raises ValueError with a short message when the bytes are not a whole image: `load`
+    decodes every pixel, so truncated or corrupted data fails (zlib's checksum guards PNG
+    data; a second `verify` pass would double the cost for little more). The hash covers
+    mode, size and decoded pixels, so a PNG and a lossless re-encoding of the same
+    picture collide (what the split-leak check wants).
     """
     if not isinstance(blob, bytes | bytearray) or not blob:
         raise ValueError("no image bytes")
@@ -79,9 +83,10 @@ def decode_image(blob: bytes) -> tuple[tuple[int, int], str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(blob)) as im:
-                im.verify()  # structure and checksums
-            with Image.open(io.BytesIO(blob)) as im:
-                im.load()  # every pixel: catches truncation
+                im.load()
+                end = _END_MARKERS.get(im.format or "")
+                if end and not bytes(blob[-16:]).rstrip(b"\0").endswith(end):
+                    raise ValueError(f"{im.format} is truncated (no end marker)")
                 h = hashlib.blake2b(im.tobytes(), digest_size=12)
                 h.update(f"{im.mode}{im.size}".encode())
                 return im.size, h.hexdigest()
@@ -367,41 +372,50 @@ def near_duplicates(
     """Rows whose question nearly repeats an earlier kept row's over the same images.
 
     `rows` are (row, label, image keys, question) in dataset order; the label (e.g. the
-    id and file position) names the kept row in the reason. Exact for Jaccard >= threshold:
-    prefix filtering (two sets with Jaccard >= t share a token among the first
-    |A| - ceil(t|A|) + 1 tokens of each, tokens ordered rarest first) finds the candidates
-    without comparing every pair.
+    id and file position) names the kept row in the reason. Only rows with identical
+    images (same keys, same order) are compared. Exact for Jaccard >= threshold: prefix
+    filtering (two sets with Jaccard >= t share a token among the first
+    |A| - ceil(t|A|) + 1 tokens of each, tokens ordered rarest first) finds the
+    candidates without comparing every pair of a large group.
     """
-    rows = [(r, label, keys, shingles(q)) for r, label, keys, q in rows]
-    freq: Counter[str] = Counter(tok for *_, s in rows for tok in s)
-    index: dict[tuple[tuple[str | None, ...], str], list[int]] = defaultdict(list)
-    kept: dict[int, frozenset[str]] = {}
-    labels: dict[int, str] = {}
+    groups: dict[tuple[str | None, ...], list[tuple[int, str, str]]] = defaultdict(list)
+    for row, label, keys, question in rows:
+        groups[keys].append((row, label, question))
     out: dict[int, str] = {}
-    for pos, (row, label, keys, toks) in enumerate(rows):
+    for members in groups.values():
+        if len(members) > 1:
+            out.update(_near_duplicates_in_group(members, threshold))
+    return out
+
+
+def _near_duplicates_in_group(
+    members: list[tuple[int, str, str]], threshold: float
+) -> dict[int, str]:
+    sets = [(row, label, shingles(q)) for row, label, q in members]
+    freq: Counter[str] = Counter(tok for *_, toks in sets for tok in toks)
+    index: dict[str, list[int]] = defaultdict(list)  # prefix token -> kept positions
+    kept: dict[int, tuple[str, frozenset[str]]] = {}
+    out: dict[int, str] = {}
+    for pos, (row, label, toks) in enumerate(sets):
         ordered = sorted(toks, key=lambda t: (freq[t], t))
         prefix = ordered[: len(ordered) - math.ceil(threshold * len(ordered) - 1e-9) + 1]
-        match = None
         seen: set[int] = set()
-        for tok in prefix:
-            for other in index.get((keys, tok), ()):
-                if other in seen:
-                    continue
-                seen.add(other)
-                sim = jaccard(toks, kept[other])
-                if sim >= threshold:
-                    match = (other, sim)
-                    break
-            if match:
+        match = None
+        for other in (o for tok in prefix for o in index.get(tok, ())):
+            if other in seen:
+                continue
+            seen.add(other)
+            sim = jaccard(toks, kept[other][1])
+            if sim >= threshold:
+                match = (kept[other][0], sim)
                 break
         if match:
-            other, sim = match
             out[row] = (
-                f"near_duplicate_question: Jaccard {sim:.2f} with {labels[other]} (kept) over the same images"
+                f"near_duplicate_question: Jaccard {match[1]:.2f} with {match[0]} (kept) "
+                "over the same images"
             )
             continue
-        kept[pos] = toks
-        labels[pos] = label
+        kept[pos] = (label, toks)
         for tok in prefix:
-            index[(keys, tok)].append(pos)
+            index[tok].append(pos)
     return out
