@@ -62,7 +62,16 @@ bench: setup ## run the CPU benchmarks; tables go to stdout and bench/RESULTS.md
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 infra-validate: ## terraform fmt/validate/test offline and kustomize checks (TF_PLUGIN_DIR=$(TF_PLUGIN_DIR))
-	@if [ -x infra/validate.sh ]; then TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) infra/validate.sh; else echo "infra not built yet"; fi
+	TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) infra/validate.sh
+
+infra-plan: ## terraform plan for AWS (env=dev|prod), saved to infra/terraform/$(env).tfplan
+	infra/scripts/terraform.sh plan $(env)
+
+infra-apply: ## apply the saved plan (or plan+apply), write the k8s overlay's infra.env (env=dev|prod)
+	infra/scripts/terraform.sh apply $(env)
+
+infra-destroy: ## tear down everything terraform built for env (AUTO_APPROVE=1 skips the prompt)
+	infra/scripts/terraform.sh destroy $(env)
 
 pipeline-compile: setup ## compile the Kubeflow pipeline to PIPELINE_YAML (PRESET, images from images/tags.env)
 	$(VENV)/bin/miva pipeline compile -c $(PRESET) --output $(PIPELINE_YAML) $(IMAGE_SETS) $(ARGS)
