@@ -238,6 +238,11 @@ run "apply_with_mocked_aws" {
   }
 
   assert {
+    condition     = yamldecode(output.kfp_launcher_providers).s3.default.region == var.region && yamldecode(output.kfp_launcher_providers).s3.default.credentials.fromEnv == true
+    error_message = "kfp-launcher providers must point the S3 client at this region and the pod's own credentials."
+  }
+
+  assert {
     condition     = output.image_registry == "123456789012.dkr.ecr.${var.region}.amazonaws.com/miva" && contains(keys(output.ecr_repository_urls), "miva-base") && contains(keys(output.ecr_repository_urls), "miva-gpu")
     error_message = "ECR must hold miva/miva-base and miva/miva-gpu under the exported image_registry."
   }
