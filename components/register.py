@@ -19,9 +19,10 @@ def register(
     from miva.pipeline import stage
 
     args = ["--model", model.path, "--metrics", stage.eval_metrics_file(results.path)]
-    args += ["--dataset", stage.clean_dataset(validated.path)]
+    args += ["--dataset", stage.clean_dataset(validated.path), "--report", results.path]
     with stage.capture_stdout() as out:
         stage.run_stage(
             "register", preset, overrides, args, run_id=kfp_run_id, task_name=kfp_task_name
         )
     stage.registry_decision(out.getvalue(), decision.path)
+    stage.end_pipeline_run(preset, overrides)

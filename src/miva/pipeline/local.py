@@ -40,6 +40,7 @@ def run_local(
     from kfp import local
 
     from miva.pipeline.dag import build
+    from miva.registry.tracking import pipeline_run
 
     root = Path(pipeline_root or Path(cfg.workdir) / "pipeline").resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -54,7 +55,8 @@ def run_local(
     saved = os.environ.get(ERRORS_ENV)
     os.environ[ERRORS_ENV] = str(errors)
     try:
-        with warnings.catch_warnings():
+        # One MLflow parent run for the whole local run; each stage's run joins it.
+        with pipeline_run(cfg), warnings.catch_warnings():
             # kfp.local warns that the stage images are not Python images: they are not used.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             pipeline()

@@ -176,7 +176,7 @@ def copy_first(folder: str | Path, patterns: tuple[str, ...], dest: str | Path) 
     """Copy the first file under `folder` matching one of `patterns` (in order) to `dest`."""
     root = Path(folder)
     for pattern in patterns:
-        found = sorted(root.rglob(pattern))
+        found = sorted(p for p in root.rglob(pattern) if p.resolve() != Path(dest).resolve())
         if found:
             Path(dest).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(found[0], dest)
@@ -217,8 +217,10 @@ def clean_dataset(validated: str) -> str:
 
 
 def validation_metadata(folder: str | Path) -> dict[str, Any]:
+    """The verdict and row counts of `report.json`, and the clean dataset's digest and counts."""
     report = read_json(Path(folder) / VALIDATION_REPORT)
-    meta = {k: v for k, v in flatten(report).items() if isinstance(v, int | float | bool | str)}
+    meta: dict[str, Any] = {"verdict": report.get("verdict", "unknown")}
+    meta.update({f"rows_{k}": v for k, v in numeric(report.get("rows", {})).items()})
     clean = Path(clean_dataset(str(folder)))
     if (clean / "dataset.json").exists():
         meta.update({f"clean_{k}": v for k, v in dataset_metadata(clean).items()})
@@ -226,7 +228,16 @@ def validation_metadata(folder: str | Path) -> dict[str, Any]:
 
 
 def validation_metrics(folder: str | Path) -> dict[str, float]:
-    return numeric(flatten(read_json(Path(folder) / VALIDATION_REPORT)))
+    """`validate/rows/...` and `validate/quarantine/<rule>` counts for KFP Metrics."""
+    report = read_json(Path(folder) / VALIDATION_REPORT)
+    out = {f"validate/rows/{k}": v for k, v in numeric(report.get("rows", {})).items()}
+    out.update(
+        {
+            f"validate/quarantine/{k}": v
+            for k, v in numeric(report.get("quarantine_by_rule", {})).items()
+        }
+    )
+    return out
 
 
 def training_metrics(folder: str | Path) -> dict[str, float]:
@@ -318,14 +329,15 @@ class capture_stdout:
         sys.stdout = self._saved
 
 
-def registry_decision(
-    printed: str, dest: str | Path, promotion_md: str | Path | None = None
-) -> str:
-    """The registry decision as Markdown: `promotion.md` when given, else what `register` printed."""
-    text = ""
-    if promotion_md is not None and Path(promotion_md).exists():
-        text = Path(promotion_md).read_text()
-    if not text.strip():
-        text = "# Registry decision\n\n```\n" + printed.strip() + "\n```\n"
-    write_text(dest, text)
+def registry_decision(printed: str, dest: str | Path) -> str:
+    """The registry decision as Markdown: what `miva register` printed (its promotion summary)."""
+    text = printed.strip() or "`miva register` printed no decision"
+    write_text(dest, text + "\n")
     return text
+
+
+def end_pipeline_run(preset: str, overrides: str) -> None:
+    """Close the MLflow parent run of this KFP run (the last stage calls this)."""
+    from miva.registry.tracking import end_pipeline_run as end
+
+    end(resolve(preset, overrides))

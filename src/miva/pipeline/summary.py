@@ -136,7 +136,10 @@ def summarize(run_dir: str | Path, mlflow_db: str | Path | None = None) -> RunSu
 
 
 def _decision_line(markdown: str) -> str:
-    """The first line of the decision that says something (skips headings and fences)."""
+    """`registered <model> vN: <outcome>; champion is vM` when printed, else the first line."""
+    for line in markdown.splitlines():
+        if line.startswith("registered "):
+            return line.strip()
     for line in markdown.splitlines():
         text = line.strip().lstrip("#").strip()
         if text and not text.startswith("```"):
