@@ -1,0 +1,76 @@
+"""`miva validate` from the command line, and a `miva synth` dataset through the gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from validate_helpers import edit_rows, make_dataset
+
+from miva.cli import main
+from miva.config import DataConfig, ValidateConfig
+from miva.validate import validate_dataset
+
+
+def test_cli_clean_dataset_exits_zero(tmp_path, capsys):
+    make_dataset(tmp_path / "ds", 8, 2, 2)
+    rc = main(["validate", str(tmp_path / "ds"), "--out", str(tmp_path / "out"), "-q", "--no-docs"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "12 rows, 12 clean, 0 quarantined" in out and "verdict: PASS" in out
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["verdict"] == "pass"
+
+
+def test_cli_failure_exits_4_with_a_short_message(tmp_path, capsys):
+    make_dataset(tmp_path / "ds", 8, 2, 2)
+    edit_rows(tmp_path / "ds", "train-00000.parquet", lambda r: r[2].update(task="juggling"))
+    rc = main(
+        [
+            "validate",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "out"),
+            "-q",
+            "--no-docs",
+            "--max-quarantine-fraction",
+            "0",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 4
+    assert "task_known: 1 failing" in captured.out and "train-00000.parquet:2" in captured.out
+    assert "quarantined fraction 0.083 > validate.max_quarantine_fraction 0" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_cli_missing_dataset_is_a_clear_error(tmp_path, capsys):
+    rc = main(["validate", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "-q"])
+    assert rc == 2
+    assert "no such dataset folder" in capsys.readouterr().err
+
+
+def test_cli_rejects_unknown_critical_rule(tmp_path, capsys):
+    make_dataset(tmp_path / "ds", 2, 0, 0)
+    rc = main(
+        [
+            "validate",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "out"),
+            "-q",
+            "--set",
+            "validate.critical_rules=[no_such_rule]",
+        ]
+    )
+    assert rc == 2
+    assert "unknown rule(s) ['no_such_rule']" in capsys.readouterr().err
+
+
+def test_a_synth_dataset_passes(tmp_path):
+    generate = pytest.importorskip("miva.data.synth.generate")
+    data = DataConfig(n=60, image_size=112, workers=1, seed=3)
+    info = generate.run_synth(data, tmp_path / "ds", progress=False)
+    report = validate_dataset(tmp_path / "ds", tmp_path / "out", ValidateConfig(), progress=False)
+    assert report.passed, report.verdict_reasons
+    assert report.rows_clean == info.total and report.rows_quarantined == 0
+    assert [r.name for r in report.rules if not r.passed] == []
