@@ -173,3 +173,45 @@ module "mlflow_identity" {
   service_account = var.mlflow_service_account
   policy_json     = jsonencode(local.mlflow_policy)
 }
+
+# Cluster Autoscaler (kube-system/cluster-autoscaler) scales the managed GPU groups from zero
+# when a GPU pod is pending. EKS tags managed node group ASGs with
+# k8s.io/cluster-autoscaler/<cluster>=owned; writes are limited to those groups.
+module "cluster_autoscaler_identity" {
+  source          = "./modules/pod_identity"
+  name            = "${local.name}-cluster-autoscaler"
+  cluster_name    = module.eks.cluster_name
+  namespace       = "kube-system"
+  service_account = "cluster-autoscaler"
+  policy_json = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "Discover"
+        Effect = "Allow"
+        Action = [
+          "autoscaling:DescribeAutoScalingGroups",
+          "autoscaling:DescribeAutoScalingInstances",
+          "autoscaling:DescribeLaunchConfigurations",
+          "autoscaling:DescribeScalingActivities",
+          "autoscaling:DescribeTags",
+          "ec2:DescribeImages",
+          "ec2:DescribeInstanceTypes",
+          "ec2:DescribeLaunchTemplateVersions",
+          "ec2:GetInstanceTypesFromInstanceRequirements",
+          "eks:DescribeNodegroup",
+        ]
+        Resource = ["*"]
+      },
+      {
+        Sid      = "ScaleOwnGroups"
+        Effect   = "Allow"
+        Action   = ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]
+        Resource = ["*"]
+        Condition = {
+          StringEquals = { "aws:ResourceTag/k8s.io/cluster-autoscaler/${local.cluster_name}" = "owned" }
+        }
+      },
+    ]
+  })
+}

@@ -143,3 +143,8 @@ output "checks" {
     nat_gateways = module.network.nat_gateway_count
   }
 }
+
+output "cluster_autoscaler_role_arn" {
+  description = "IAM role of kube-system/cluster-autoscaler (Pod Identity)."
+  value       = module.cluster_autoscaler_identity.role_arn
+}
