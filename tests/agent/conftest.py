@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
+
+# The shared CI box has 2 cores and many processes: one intra-op thread is several times
+# faster than two under contention (see bench/rollout.py).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,9 @@ the same code. Images go through the PIL image processor, so torchvision is not 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 from miva.errors import ConfigError
 
 TINY = "tiny-random"
+TINY_VERSION = 2  # bump when the preset's tokenizer or architecture changes: caches rebuild
 # Where presets are cached; MIVA_MODEL_CACHE overrides.
 DEFAULT_CACHE = Path(os.environ.get("MIVA_MODEL_CACHE", ".miva/models"))
 
@@ -122,20 +125,32 @@ def build_tiny(
         pad_token_id=special["<|endoftext|>"],
         bos_token_id=special["<|endoftext|>"],
     )
-    tmp = Path(
-        tempfile.mkdtemp(prefix=".tiny-", dir=folder.parent if folder.parent.exists() else None)
-    )
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=folder.parent))
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(tmp)
+    (tmp / "miva_preset.json").write_text(
+        json.dumps({"preset": TINY, "version": TINY_VERSION, "seed": seed})
+    )
     folder.parent.mkdir(parents=True, exist_ok=True)
-    if folder.exists():  # another process won the race: keep theirs
-        import shutil
-
+    if _is_current(folder):  # another process won the race: keep theirs
         shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, folder)
+        return folder
+    if folder.exists():  # an older version of the preset
+        shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
     return folder
+
+
+def _is_current(folder: Path) -> bool:
+    marker = folder / "miva_preset.json"
+    if not marker.exists() or not (folder / "config.json").exists():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("version") == TINY_VERSION
+    except (OSError, json.JSONDecodeError):
+        return False
 
 
 def resolve(name_or_path: str, cache: str | Path | None = None) -> Path | str:
@@ -143,7 +158,7 @@ def resolve(name_or_path: str, cache: str | Path | None = None) -> Path | str:
     cache = Path(cache) if cache else DEFAULT_CACHE
     if name_or_path == TINY:
         folder = cache / TINY
-        if not (folder / "config.json").exists():
+        if not _is_current(folder):
             build_tiny(folder)
         return folder
     if name_or_path.startswith("s3://"):

@@ -196,7 +196,7 @@ def synthetic_corpus(seed: int = 0, lines: int = 6000) -> list[str]:
             args = {"query": " ".join(rng.choices(WORDS, k=4))}
         return "<tool_call>" + json.dumps({"name": name, "arguments": args}) + "</tool_call>"
 
-    out: list[str] = []
+    out: list[str] = _prompt_texts()
     for _ in range(lines):
         c, s, z, p = (
             rng.choice(COLOURS),
@@ -232,7 +232,26 @@ def synthetic_corpus(seed: int = 0, lines: int = 6000) -> list[str]:
     return out
 
 
-def build_tokenizer(vocab_size: int = 2048, seed: int = 0):
+def _prompt_texts() -> list[str]:
+    """The agent's own prompt text (system prompts with every tool schema, per answer
+    type and family), repeated so BPE learns it: prompts then cost few tokens."""
+    from miva.agent import format as fmt
+    from miva.agent.tools.python import Python
+    from miva.agent.tools.search import Search
+    from miva.agent.tools.view import View
+    from miva.agent.tools.zoom import Zoom
+
+    schemas = [Zoom().schema(), View().schema(), Python().schema(), Search(None).schema()]
+    texts = []
+    for family in ("qwen2.5-vl", "qwen2-vl"):
+        for kind in fmt.ANSWER_FORMATS:
+            texts.append(fmt.system_prompt(schemas, kind, family))
+            texts.append(fmt.system_prompt(schemas[:2], kind, family))
+    texts.append(fmt.user_prompt("Which image?", 6, ["a", "b", "c", "d"]))
+    return texts * 20
+
+
+def build_tokenizer(vocab_size: int = 4096, seed: int = 0):
     """Train a byte-level BPE tokenizer; returns a `transformers` fast tokenizer."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
