@@ -46,9 +46,7 @@ def test_reject_tie_even_with_zero_margin():
 
 def test_reject_guard_drop_beyond_tolerance():
     # primary +0.10 passes, but guard drops 0.90 - 0.80 = 0.10 > 0.05
-    d = decide(
-        {P: 0.70, G: 0.80}, "e1", {P: 0.60, G: 0.90}, "e1", primary=P, guards={G: 0.05}
-    )
+    d = decide({P: 0.70, G: 0.80}, "e1", {P: 0.60, G: 0.90}, "e1", primary=P, guards={G: 0.05})
     assert not d.promote
     assert any("guard" in r and "fell by 0.1000" in r for r in d.reasons)
 
