@@ -61,7 +61,7 @@ def test_scripted_zoom_view_answer(processor):
     assert parse_trajectory_answer(t, _sample()) == 1
     # the sampled tokens are exactly the script's tokens, in order; everything else has mask 0
     tok = processor.tokenizer
-    want = sum((tok.encode(script[k], add_special_tokens=False) for k in range(3)), [])
+    want = [i for k in range(3) for i in tok.encode(script[k], add_special_tokens=False)]
     assert [x for x, m in zip(t.token_ids, t.loss_mask, strict=True) if m] == want
     image_id = processor.token_id("<|image_pad|>")
     assert all(m == 0 for x, m in zip(t.token_ids, t.loss_mask, strict=True) if x == image_id)
@@ -77,7 +77,7 @@ def test_the_trajectory_sequence_is_the_prefix_the_policy_saw(processor):
     script = {0: call("view", image=1), 1: "<answer>2</answer>"}
     agent, engine = _agent(processor, lambda k, turn: script[turn], max_turns=2)
     t = agent.rollout([_sample()], 1)[0]
-    last = [r for r in engine.requests if r.turn == 1][0]
+    last = next(r for r in engine.requests if r.turn == 1)
     assert t.token_ids[: len(last.token_ids)] == last.token_ids  # never re-tokenised
 
 
@@ -126,7 +126,7 @@ def test_malformed_call_returns_an_error_turn_then_recovers(processor):
     agent, _ = _agent(processor, lambda k, t: script[t])
     t = agent.rollout([_sample()], 1)[0]
     assert t.status == "ok" and not t.tool_calls[0].ok
-    assert "not valid JSON" in [x for x in t.turns if x.role == "tool"][0].text
+    assert "not valid JSON" in next(x for x in t.turns if x.role == "tool").text
 
 
 def test_initial_images_over_budget(processor):
