@@ -31,6 +31,9 @@ KUBECTL="${KUBECTL:-$(command -v kubectl || true)}"
 if [ -z "$KUBECTL" ] || [ "$(kustomize_major "$KUBECTL")" -lt 5 ] 2>/dev/null; then
   # Debian's kubernetes-client is 1.20 (kustomize v2): too old for components/replacements.
   # The `kubectl` package comes from the Kubernetes/Google Cloud apt repositories.
+  if command -v apt-get >/dev/null && ! apt-cache policy kubectl 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    ${SUDO:-} apt-get update -qq >/dev/null 2>&1 || true  # a fresh machine may have stale lists
+  fi
   if command -v apt-get >/dev/null && apt-cache policy kubectl 2>/dev/null | grep -q 'Candidate: [0-9]'; then
     step "installing kubectl from apt"
     ${SUDO:-} apt-get install -y -q kubectl >/dev/null
