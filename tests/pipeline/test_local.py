@@ -1,0 +1,76 @@
+"""The whole DAG on this machine through kfp.local (SubprocessRunner, no Docker).
+
+`SMOKE` shrinks the tiny preset so the end-to-end run fits in `make test`; the full tiny
+preset runs in `make test-slow`. Each test works in its own folder (artifacts, MLflow).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from miva.config import load_config
+from miva.pipeline.local import LocalRunError, run_local
+
+# A few dozen samples, a handful of SFT/GRPO steps, a small eval.
+SMOKE = [
+    "data.n=40",
+    "data.workers=1",
+    "sft.steps=4",
+    "sft.batch_size=4",
+    "train.steps=2",
+    "train.prompts_per_step=2",
+    "train.group_size=2",
+    "train.micro_batch_size=4",
+    "train.checkpoint_every=2",
+    "agent.max_turns=2",
+    "agent.max_new_tokens=12",
+    "eval.max_items=6",
+]
+
+
+def _run(tmp_path, monkeypatch, overrides, preset="tiny-cpu"):
+    monkeypatch.chdir(tmp_path)  # .miva/ (MLflow SQLite, artifacts) lands here
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = load_config(preset, overrides)
+    return run_local(cfg, preset, overrides, pipeline_root=tmp_path / "runs")
+
+
+def _check_summary(summary, tmp_path):
+    text = summary.render()
+    assert summary.dataset["total"] > 0
+    assert summary.validation["verdict"] == "pass"
+    assert summary.sft_ran
+    assert summary.curve is not None and summary.curve.exists()
+    rows = summary.eval_rows()
+    assert rows and all(start is not None and delta is not None for _, _, start, delta in rows)
+    assert summary.decision.startswith("registered ")
+    assert "mlflow ui --backend-store-uri sqlite:///" in text
+    assert (tmp_path / ".miva" / "mlflow.db").exists()
+    for stage in ("configure", "synthesize", "validate", "sft", "grpo", "evaluate", "register"):
+        assert any(p.name.split("-")[0] == stage for p in summary.run_dir.iterdir()), stage
+
+
+def test_local_run_end_to_end_smoke(tmp_path, monkeypatch):
+    summary = _run(tmp_path, monkeypatch, SMOKE)
+    _check_summary(summary, tmp_path)
+
+
+def test_stage_failure_stops_the_run_with_its_message(tmp_path, monkeypatch):
+    # Every question is shorter than 1000 characters: all rows are quarantined and the gate fails.
+    with pytest.raises(LocalRunError) as err:
+        _run(
+            tmp_path,
+            monkeypatch,
+            ["data.n=16", "data.workers=1", "validate.question_chars=[1000, 2000]"],
+        )
+    message = str(err.value)
+    assert message.startswith("stage validate failed: miva validate:")
+    (run_dir,) = (tmp_path / "runs").glob("miva-*")
+    assert (run_dir / "synthesize" / "dataset" / "dataset.json").exists()  # earlier artifacts stay
+    assert not any(p.name.startswith(("sft", "grpo")) for p in run_dir.iterdir())
+
+
+@pytest.mark.slow
+def test_local_run_full_tiny_preset(tmp_path, monkeypatch):
+    summary = _run(tmp_path, monkeypatch, [])
+    _check_summary(summary, tmp_path)
