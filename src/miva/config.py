@@ -177,7 +177,12 @@ class ValidateConfig(Section):
         2, ge=1, description="Processes that read, decode and check shards in parallel."
     )
     critical_rules: list[str] = Field(
-        default_factory=lambda: ["shards_readable", "dataset_not_empty", "checks_ran"],
+        default_factory=lambda: [
+            "shards_readable",
+            "dataset_not_empty",
+            "manifest_matches",
+            "checks_ran",
+        ],
         description="Rules whose failure fails the gate outright; others quarantine rows (row rules) or warn "
         "(balance rules). Add e.g. option_balance to block on biased answers.",
     )

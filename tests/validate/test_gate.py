@@ -231,3 +231,18 @@ def test_answer_balance_is_a_split_level_warning_unless_critical(tmp_path):
         data_docs=False,
     )
     assert not crit.passed and _rule(crit, "option_balance").severity == "critical"
+
+
+def test_missing_shard_file_is_named_and_fails_the_gate(tmp_path):
+    make_dataset(tmp_path / "ds")
+    (tmp_path / "ds" / "data" / "test-00000.parquet").unlink()
+    report = validate_dataset(
+        tmp_path / "ds", tmp_path / "out", _cfg(), progress=False, data_docs=False
+    )
+    rule = _rule(report, "manifest_matches")
+    assert not rule.passed and rule.severity == "critical"
+    assert rule.details == [
+        "split test: dataset.json says 6 rows, data/test-*.parquet hold 0 "
+        "(a shard file missing, truncated or added?)"
+    ]
+    assert not report.passed

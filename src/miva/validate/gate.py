@@ -50,7 +50,7 @@ DATASET_RULES = {
     "shards_readable": "every parquet shard under data/ can be read",
     "dataset_not_empty": "the dataset has at least one row",
     "checks_ran": "every expectation ran without an exception",
-    "manifest_matches": "dataset.json is readable and its total equals the rows on disk",
+    "manifest_matches": "dataset.json is readable and its row count per split equals the rows its shards hold",
 }
 ROW_RULES = {
     "column_types": "every contract column is present with its contract type",
@@ -183,7 +183,7 @@ def _validate(
             details=[] if n else [f"{folder}: no rows in {len(paths)} shard(s) under data/"],
         )
     )
-    results.append(_manifest_rule(folder, n + lost_known, critical))
+    results.append(_manifest_rule(folder, shards, critical))
 
     clock.lap("check_rows")
     # 2. GX row suite
@@ -336,7 +336,7 @@ def _validate(
         files=[
             {
                 "file": s.name,
-                "rows_read": s.num_rows if s.error is None else None,
+                "rows_read": s.num_rows,
                 "status": "unreadable" if s.error else "ok",
                 "error": s.error,
                 "bad_columns": s.bad_columns,
@@ -408,15 +408,36 @@ def _rule(
     )
 
 
-def _manifest_rule(folder: Path, rows_on_disk: int, critical: set[str]) -> RuleResult:
+def _manifest_rule(folder: Path, shards: list[load.Shard], critical: set[str]) -> RuleResult:
+    """dataset.json's counts per split against the rows its shards hold: a missing or
+    truncated shard file shows up here, named by split and file pattern."""
     try:
         info = read_info(folder)
     except DataError as exc:
         return _rule("manifest_matches", "dataset", critical, 1, [], failed=1, details=[str(exc)])
-    ok = info.total == rows_on_disk
-    detail = [] if ok else [f"dataset.json says {info.total} rows, data/ holds {rows_on_disk}"]
+    on_disk: dict[str, int] = defaultdict(int)
+    unknown: set[str] = set()
+    for shard in shards:
+        split = load.split_of_file(shard.path)
+        on_disk[split] += shard.num_rows + (shard.lost_rows or 0)
+        if shard.lost_rows is None:
+            unknown.add(split)
+    details = []
+    for split in sorted(set(info.counts) | set(on_disk)):
+        said = sum(info.counts.get(split, {}).values())
+        if split not in unknown and said != on_disk.get(split, 0):
+            details.append(
+                f"split {split}: dataset.json says {said} rows, data/{split}-*.parquet hold "
+                f"{on_disk.get(split, 0)} (a shard file missing, truncated or added?)"
+            )
     return _rule(
-        "manifest_matches", "dataset", critical, 1, [], failed=0 if ok else 1, details=detail
+        "manifest_matches",
+        "dataset",
+        critical,
+        len(info.counts),
+        [],
+        failed=len(details),
+        details=details,
     )
 
 

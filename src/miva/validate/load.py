@@ -37,9 +37,7 @@ class Shard:
     bad_columns: dict[str, str] = field(default_factory=dict)  # column -> why
     extra_columns: list[str] = field(default_factory=list)
 
-    @property
-    def num_rows(self) -> int:
-        return self.table.num_rows if self.table is not None else 0
+    num_rows: int = 0  # rows read (kept after `table` is dropped)
 
     @property
     def lost_rows(self) -> int | None:
@@ -78,6 +76,7 @@ def read_shard(path: Path, folder: Path) -> Shard:
         shard.error = f"cannot read parquet ({type(exc).__name__}: {exc})"
         _salvage(shard)
     if shard.table is not None:
+        shard.num_rows = shard.table.num_rows
         check_columns(shard)
     return shard
 
