@@ -12,18 +12,23 @@ from miva.pipeline.summary import eval_table, summarize
 def test_eval_table_deltas_over_the_starting_model():
     metrics = {
         "eval/test/overall/accuracy": 0.50,
-        "baseline/eval/test/overall/accuracy": 0.375,
+        "baseline/test/overall/accuracy": 0.375,  # no delta given: computed
         "eval/test/counting/accuracy": 0.25,
-        "eval/test/counting/accuracy/delta": -0.125,  # given by eval: taken as is
-        "eval/test/digest": "abc",  # not a number: skipped
+        "baseline/test/counting/accuracy": 0.5,
+        "delta/test/counting/accuracy": -0.25,  # given by eval: taken as is
+        "eval/test/grounding/acc_iou50": 0.1,  # no baseline at all
+        "eval/test/overall/mean_turns": 1.5,  # not a headline metric
+        "eval/test/digest": "abc",  # not a number
         "train/reward_mean": 1.0,  # not an eval metric
     }
-    rows = eval_table(metrics)
-    # 0.50 - 0.375 = 0.125; counting has no baseline value but a given delta
-    assert rows == [
-        ("eval/test/counting/accuracy", 0.25, None, -0.125),
+    # 0.50 - 0.375 = 0.125
+    assert eval_table(metrics) == [
+        ("eval/test/counting/accuracy", 0.25, 0.5, -0.25),
+        ("eval/test/grounding/acc_iou50", 0.1, None, None),
         ("eval/test/overall/accuracy", 0.5, 0.375, pytest.approx(0.125)),
     ]
+    # without headline metrics every eval/ number is shown
+    assert [r[0] for r in eval_table({"eval/t/x/mean_turns": 2.0})] == ["eval/t/x/mean_turns"]
 
 
 def test_summarize_reads_each_stage(tmp_path):
@@ -46,7 +51,7 @@ def test_summarize_reads_each_stage(tmp_path):
     (run / "grpo-2" / "model" / "curve.png").write_bytes(b"png")
     (run / "evaluate-2" / "results").mkdir(parents=True)
     (run / "evaluate-2" / "results" / "metrics.json").write_text(
-        json.dumps({"eval/test/overall/accuracy": 0.5, "baseline/eval/test/overall/accuracy": 0.25})
+        json.dumps({"eval/test/overall/accuracy": 0.5, "baseline/test/overall/accuracy": 0.25})
     )
     (run / "register-2").mkdir()
     (run / "register-2" / "decision").write_text(

@@ -67,28 +67,32 @@ class RunSummary:
         return "\n".join(lines)
 
 
+HEADLINE = ("accuracy", "acc_iou50", "ap50", "f1", "em")
+
+
 def eval_table(metrics: dict[str, Any]) -> list[tuple[str, float, float | None, float | None]]:
     """(metric, trained, start, delta) rows from the flat map `miva eval` writes.
 
-    The starting model's numbers are the `baseline/<name>` keys (or `<name>` under a
-    `baseline` section); a `.../delta` key is taken as given, else computed.
+    `miva eval` names the evaluated model's metrics `eval/<set>/<task>/<metric>`, the
+    baseline's (here: the starting model) `baseline/<set>/...` and the difference
+    `delta/<set>/...`. Rows are the headline metrics (accuracy, Acc@IoU0.5, AP50, F1, EM)
+    when there are any, else every `eval/` number; a missing delta is computed.
     """
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            flat[key] = float(value)
-    base = {k[len("baseline/") :]: v for k, v in flat.items() if k.startswith("baseline/")}
+    flat = {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    names = sorted(k for k in flat if k.startswith("eval/"))
+    headline = [k for k in names if k.rsplit("/", 1)[-1] in HEADLINE]
     rows = []
-    for name, value in sorted(flat.items()):
-        if name.startswith(("baseline/", "delta/")) or name.endswith("/delta"):
-            continue
-        if not name.startswith("eval/"):
-            continue
-        start = base.get(name)
-        delta = flat.get(f"delta/{name}", flat.get(f"{name}/delta"))
+    for name in headline or names:
+        inner = name[len("eval/") :]
+        start = flat.get(f"baseline/{inner}")
+        delta = flat.get(f"delta/{inner}")
         if delta is None and start is not None:
-            delta = value - start
-        rows.append((name, value, start, delta))
+            delta = flat[name] - start
+        rows.append((name, flat[name], start, delta))
     return rows
 
 
