@@ -96,3 +96,10 @@ def test_html_report_inlines_plots_when_the_stage_wrote_no_page(tmp_path):
 def test_baseline_is_the_starting_model_unless_configured():
     assert stage.baseline_args("tiny-cpu", "[]") == ["--baseline", "tiny-random"]
     assert stage.baseline_args("tiny-cpu", '["eval.baseline=/m/prev"]') == ["--baseline", "/m/prev"]
+
+
+def test_training_metrics_take_the_last_step(tmp_path):
+    rows = ['{"step": 1, "sft/loss": 2.0}', '{"step": 2, "sft/loss": 1.5, "sft/lr": 0.001}', ""]
+    (tmp_path / "sft_metrics.jsonl").write_text("\n".join(rows))
+    (tmp_path / "config.json").write_text('{"hidden_size": 64}')  # not a metrics file
+    assert stage.training_metrics(tmp_path) == {"step": 2.0, "sft/loss": 1.5, "sft/lr": 0.001}

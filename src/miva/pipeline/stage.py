@@ -241,8 +241,17 @@ def validation_metrics(folder: str | Path) -> dict[str, float]:
 
 
 def training_metrics(folder: str | Path) -> dict[str, float]:
-    """Numbers from the trainer's summary files (`*metrics*.json`) in a model folder."""
+    """Final numbers of a training run: the last row of each `*metrics*.jsonl` (one row per
+    step, as `miva.rl.metrics.MetricsLogger` writes) and any `*metrics*.json` summary."""
     out: dict[str, float] = {}
+    for path in sorted(Path(folder).glob("*metrics*.jsonl")):
+        rows = [line for line in path.read_text().splitlines() if line.strip()]
+        if rows:
+            try:
+                last = json.loads(rows[-1])
+            except json.JSONDecodeError as exc:
+                raise MivaError(f"{path}: last line is not JSON ({exc})") from exc
+            out.update(numeric(flatten(last)))
     for path in sorted(Path(folder).glob("*metrics*.json")):
         out.update(numeric(flatten(read_json(path))))
     return out
