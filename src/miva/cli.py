@@ -159,10 +159,37 @@ def _add_agent(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--html", action="store_true", help="also write an HTML page with the images inline"
     )
+    p.add_argument(
+        "--policy",
+        choices=["model", "gold"],
+        default="model",
+        help="sample from the model, or replay each sample's gold trajectory (zoom on the evidence, gold answer)",
+    )
+    p.add_argument("--samples", type=int, default=1, help="trajectories per sample")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
 
 
 def _run_agent(args: argparse.Namespace, cfg: MivaConfig) -> int:
-    raise NotBuiltError("`miva agent` is not built yet (issue: agent runtime)")
+    from miva.agent.show import run_show
+
+    if args.model:
+        cfg.model.name_or_path = args.model
+    res = run_show(
+        cfg,
+        dataset=args.dataset or cfg.data.output,
+        split=args.split,
+        n=args.n,
+        out=args.out,
+        html=args.html,
+        policy=args.policy,
+        n_per_sample=args.samples,
+        seed=args.seed,
+    )
+    print(res.text)
+    print(f"\nimages saved under {args.out}/ ({len(res.image_dirs)} trajectories)")
+    if res.html_path:
+        print(f"HTML view: {res.html_path}")
+    return 0
 
 
 # ----------------------------------------------------------------------------- sft / train

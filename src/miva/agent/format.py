@@ -94,7 +94,7 @@ def user_prompt(question: str, n_images: int, choices: Sequence[str] | None = No
     """'Image 1: <image> Image 2: <image> ... question (options)'."""
     parts = [f"Image {k}: {IMAGE_PLACEHOLDER}" for k in range(1, n_images + 1)]
     text = "\n".join(parts) + "\n" + question.strip()
-    if choices:
+    if choices and not re.search(r"\(A\)|\bA[.)]\s", question):  # unless the question lists them
         text += "\n" + "\n".join(f"{CHOICE_LETTERS[i]}. {c}" for i, c in enumerate(choices))
     return text
 
