@@ -283,6 +283,8 @@ class MlflowServer:
             **DUMMY_AWS,
             "MLFLOW_S3_ENDPOINT_URL": s3_url,
             "AWS_ENDPOINT_URL_S3": s3_url,
+            # No background job runners (huey consumers): the tests need only the API.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (kept open for the server's life)
             prefix="miva-mlflow-", suffix=".log", delete=False
@@ -322,8 +324,8 @@ class MlflowServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
+            os.killpg(self.proc.pid, 2)  # SIGINT: uvicorn shuts down at once
             try:
-                self.proc.wait(20)
+                self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
