@@ -19,9 +19,18 @@ def evaluate(
 ):
     from miva.pipeline import stage
 
-    args = ["--model", model.path, "--dataset", stage.clean_dataset(validated.path)]
-    args += ["--out", results.path, *stage.baseline_args(preset, overrides)]
-    stage.run_stage("eval", preset, overrides, args, run_id=kfp_run_id, task_name=kfp_task_name)
-    for name, value in stage.eval_metrics(results.path).items():
+    clean = stage.clean_dataset(validated.path)
+    args = ["--model", model.path, "--dataset", clean, "--out", results.path]
+    numbers = stage.run_stage(
+        "eval",
+        preset,
+        overrides,
+        [*args, *stage.baseline_args(preset, overrides)],
+        run_id=kfp_run_id,
+        task_name=kfp_task_name,
+        datasets=[(clean, "eval")],
+        metrics=lambda: stage.eval_metrics(results.path),
+    )
+    for name, value in numbers.items():
         metrics.log_metric(name, value)
     stage.html_report(results.path, report.path, title="Evaluation")

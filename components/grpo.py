@@ -40,12 +40,19 @@ def grpo(
             task_name=kfp_task_name,
         )
     else:
-        args = ["--dataset", stage.clean_dataset(validated.path), "--out", model.path]
+        clean = stage.clean_dataset(validated.path)
+        args = ["--dataset", clean, "--out", model.path]
         if start_model is not None:
             args += ["--model", start_model.path]
         stage.run_stage(
-            "train", preset, overrides, args, run_id=kfp_run_id, task_name=kfp_task_name
-        )
+            "train",
+            preset,
+            overrides,
+            args,
+            run_id=kfp_run_id,
+            task_name=kfp_task_name,
+            datasets=[(clean, "train")],
+        )  # the trainer logs its per-step metrics to MLflow itself
     for name, value in stage.training_metrics(model.path).items():
         metrics.log_metric(name, value)
     stage.html_report(model.path, curve.path, title="GRPO training")

@@ -17,13 +17,15 @@ def sft(
 ):
     from miva.pipeline import stage
 
+    clean = stage.clean_dataset(validated.path)
     stage.run_stage(
         "sft",
         preset,
         overrides,
-        ["--dataset", stage.clean_dataset(validated.path), "--out", model.path],
+        ["--dataset", clean, "--out", model.path],
         run_id=kfp_run_id,
         task_name=kfp_task_name,
-    )
+        datasets=[(clean, "train")],
+    )  # the trainer logs its per-step metrics to MLflow itself
     for name, value in stage.training_metrics(model.path).items():
         metrics.log_metric(name, value)

@@ -23,6 +23,7 @@ def synthesize(
         ["--out", dataset.path],
         run_id=kfp_run_id,
         task_name=kfp_task_name,
+        datasets=[(dataset.path, "generated")],
     )
     dataset.metadata.update(stage.dataset_metadata(dataset.path))
     stage.copy_first(dataset.path, ("README.md",), card.path)

@@ -18,15 +18,17 @@ def validate(
 ):
     from miva.pipeline import stage
 
-    stage.run_stage(
+    numbers = stage.run_stage(
         "validate",
         preset,
         overrides,
         [dataset.path, "--out", validated.path],
         run_id=kfp_run_id,
         task_name=kfp_task_name,
+        datasets=[(dataset.path, "validation")],
+        metrics=lambda: stage.validation_metrics(validated.path),
     )
     validated.metadata.update(stage.validation_metadata(validated.path))
     stage.html_report(validated.path, report.path, title="Validation report")
-    for name, value in stage.validation_metrics(validated.path).items():
+    for name, value in numbers.items():
         metrics.log_metric(name, value)

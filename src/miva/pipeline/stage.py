@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,14 @@ def stage_argv(command: str, preset: str, overrides: str, args: list[str]) -> li
     return argv + list(args)
 
 
+# Stages whose CLI handler opens its own MLflow stage run (miva.registry.tracking.stage_run);
+# for the others run_stage opens it, so every stage has one run tagged with the KFP ids.
+OWN_MLFLOW_RUN = {"register"}
+
+# CLI command -> the stage name MLflow runs use (DESIGN.md stage names).
+STAGE_NAMES = {"synth": "synthesize", "train": "grpo", "eval": "evaluate"}
+
+
 def run_stage(
     command: str,
     preset: str,
@@ -108,8 +118,15 @@ def run_stage(
     *,
     run_id: str = "",
     task_name: str = "",
-) -> None:
-    """Run `miva <command> -c PRESET --set ... ARGS` in this process; raise on failure."""
+    datasets: list[tuple[str, str]] = (),
+    metrics: Callable[[], dict[str, float]] | None = None,
+) -> dict[str, float]:
+    """Run `miva <command> -c PRESET --set ... ARGS` in this process; raise on failure.
+
+    Inside the stage's MLflow run (tagged `miva.kfp_run_id` / `miva.kfp_task_name`) it also
+    records `datasets` ((path, context) pairs) as run inputs and logs what `metrics()`
+    returns after the stage succeeded; those metrics are returned for KFP Metrics.
+    """
     from miva.cli import COMMANDS, build_parser
 
     os.environ.update(stage_env(run_id, task_name))
@@ -118,15 +135,57 @@ def run_stage(
     try:
         parsed = build_parser().parse_args(argv)
         cfg = load_config(parsed.config, parsed.overrides)
-        rc = int(COMMANDS[command][2](parsed, cfg) or 0)
-        if rc:
-            raise StageError(f"`miva {command}` exited with status {rc}")
+        with _stage_run(cfg, command):
+            rc = int(COMMANDS[command][2](parsed, cfg) or 0)
+            if rc:
+                raise StageError(f"`miva {command}` exited with status {rc}")
+            return _log_outputs(datasets, metrics)
     except SystemExit as exc:  # argparse rejected the arguments
         _record(label, f"`miva {' '.join(argv)}`: invalid arguments (exit {exc.code})")
         raise StageError(f"`miva {command}`: invalid arguments {argv}") from None
     except MivaError as exc:
         _record(label, f"miva {command}: {exc}")
         raise StageError(f"{label}: miva {command}: {exc}") from None
+
+
+@contextmanager
+def _stage_run(cfg: MivaConfig, command: str) -> Iterator[None]:
+    if command in OWN_MLFLOW_RUN or command not in STAGE_COMMANDS:
+        yield
+        return
+    from miva.registry.tracking import stage_run
+
+    with stage_run(cfg, STAGE_NAMES.get(command, command)):
+        yield
+
+
+STAGE_COMMANDS = {"synth", "validate", "sft", "train", "eval", "register"}
+
+
+def _log_outputs(
+    datasets: list[tuple[str, str]], metrics: Callable[[], dict[str, float]] | None
+) -> dict[str, float]:
+    values = metrics() if metrics is not None else {}
+    if not datasets and not values:
+        return values
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return values
+    from miva.registry.tracking import log_dataset
+
+    for path, context in datasets:
+        log_dataset(path, context=context)
+    if values:
+        mlflow.log_metrics({_mlflow_key(k): v for k, v in values.items()})
+    return values
+
+
+def _mlflow_key(name: str) -> str:
+    """MLflow metric names allow `[A-Za-z0-9_./ -]`; anything else becomes `_`."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_./ -]", "_", name)
 
 
 def _record(task: str, message: str) -> None:
