@@ -48,6 +48,23 @@ def _check_summary(summary, tmp_path):
     assert (tmp_path / ".miva" / "mlflow.db").exists()
     for stage in ("configure", "synthesize", "validate", "sft", "grpo", "evaluate", "register"):
         assert any(p.name.split("-")[0] == stage for p in summary.run_dir.iterdir()), stage
+    _check_mlflow_runs(tmp_path)
+
+
+def _check_mlflow_runs(tmp_path):
+    """One MLflow run per stage, each tagged with the KFP run id and its task name."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / '.miva' / 'mlflow.db'}")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string="tags.`miva.run_kind` = 'stage'",
+    )
+    tags = {r.data.tags["miva.stage"]: r.data.tags for r in runs}
+    assert set(tags) == {"synthesize", "validate", "sft", "grpo", "evaluate", "register"}
+    kfp_ids = {t.get("miva.kfp_run_id") for t in tags.values()}
+    assert len(kfp_ids) == 1 and None not in kfp_ids
+    assert {t.get("miva.kfp_task_name") for t in tags.values()} >= {"synthesize", "validate", "sft"}
 
 
 def test_local_run_end_to_end_smoke(tmp_path, monkeypatch):
