@@ -3,7 +3,8 @@
 Builds a dataset in the sample contract with small images (each row has its own, so the
 split-leak and near-duplicate checks do real work but find nothing), then times the CLI
 in a fresh process: reading, decoding every image, the GX suites, cross-row checks,
-writing clean/ and quarantine/, report.json and the data docs.
+writing clean/ and quarantine/, report.json and the data docs. Also prints the gate's
+own phase timings (report.json `timings_s`; `gx_rows` includes importing GX).
 
     .venv/bin/python bench/validate.py --rows 20000
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import subprocess
@@ -118,6 +120,16 @@ def main() -> None:
         f"| {info.total} | {n_images} | {args.image_size}px | {shards} | {build_s:.1f} | "
         f"{wall:.1f} | {info.total / wall:.0f} | {verdict} |"
     )
+    report = out / "report.json"
+    if report.exists():  # where the time went, from the gate's own clock
+        timings = json.loads(report.read_text())["timings_s"]
+        print()
+        print("| phase | s |")
+        print("|---|---|")
+        for phase, secs in timings.items():
+            print(f"| {phase} | {secs:.1f} |")
+        rest = wall - sum(timings.values())
+        print(f"| process start, imports (datasets, GX) | {rest:.1f} |")
     tmp.cleanup()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from validate_helpers import edit_rows, make_dataset
@@ -74,3 +75,36 @@ def test_a_synth_dataset_passes(tmp_path):
     assert report.passed, report.verdict_reasons
     assert report.rows_clean == info.total and report.rows_quarantined == 0
     assert [r.name for r in report.rules if not r.passed] == []
+
+
+@pytest.mark.integration
+def test_s3_dataset_in_and_outputs_out(tmp_path, monkeypatch):
+    """s3:// input and output against moto's S3 server on loopback (a real HTTP endpoint)."""
+    from servers import DUMMY_AWS, MotoS3
+
+    from miva import storage
+
+    server = MotoS3().start()
+    try:
+        for key, value in DUMMY_AWS.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", server.url)
+        storage._CLIENTS.clear()
+        bucket = f"v{uuid.uuid4().hex[:12]}"  # a fresh URI: localize caches by URI
+        server.create_bucket(bucket)
+        make_dataset(tmp_path / "ds", 6, 2, 2)
+        storage.upload_dir(tmp_path / "ds", f"s3://{bucket}/ds")
+        report = validate_dataset(
+            f"s3://{bucket}/ds",
+            f"s3://{bucket}/out",
+            ValidateConfig(),
+            progress=False,
+            data_docs=False,
+        )
+        assert report.passed and report.rows_clean == 10
+        data = json.loads(storage.read_text(f"s3://{bucket}/out/report.json"))
+        assert data["verdict"] == "pass" and data["dataset"] == f"s3://{bucket}/ds"
+        assert storage.exists(f"s3://{bucket}/out/clean/dataset.json")
+    finally:
+        storage._CLIENTS.clear()
+        server.stop()
