@@ -4,9 +4,10 @@ API overview (kept current; other stages build on these names):
 
 - `miva.agent.model`: `load_model(name_or_path, family, dtype, device, min_pixels,
   max_pixels) -> (model, Processor)`; `load_from_config(cfg.model)`; `save_model(model,
-  processor, folder_or_s3)`; `build_tiny(folder, seed)`. `"tiny-random"` is built once and
-  cached under `.miva/models/tiny-random` (env `MIVA_MODEL_CACHE` moves it).
-  `Processor` = (tokenizer, PIL image processor, family).
+  processor, folder_or_s3)`; `build_tiny(folder, seed)`; `resolve(name)` -> local folder.
+  `"tiny-random"` is built once and cached under `.miva/models/tiny-random` (env
+  `MIVA_MODEL_CACHE` moves it; rebuilt when `TINY_VERSION` changes).
+  `Processor` = (tokenizer, PIL image processor, family) with `token_id(tok)`.
 - `miva.agent.coords`: the ONE place for box conventions. `Frame` (stored size, resized
   size, origin of a crop), `frame_for(w, h, image_processor)`, `to_model` / `from_model`
   (dataset pixels <-> resized pixels for qwen2.5-vl, 0-1000 for qwen2-vl),
@@ -16,13 +17,28 @@ API overview (kept current; other stages build on these names):
   `extract_answer(text) -> str | None`,
   **`parse_answer(text, sample, family, frames) -> typed answer | None`** (rewards and eval
   call this on `Trajectory.answer`; boxes come back in dataset pixels; `frames` =
-  `trajectory.frames[:len(sample.images)]`), `format_model_answer(sample, family, frames)`
-  (gold answer text in model coordinates, for SFT).
+  `trajectory.frames[:len(sample.images)]`; `rollout.parse_trajectory_answer(traj, sample)`
+  does exactly that), `format_model_answer(sample, family, frames)` (gold answer text in
+  model coordinates, for SFT).
 - `miva.agent.assembly`: `SequenceBuilder` (incremental tokens / loss mask / images),
   `encode_image`, `check_parity`, `mm_token_type_ids`, `sanitize`.
 - `miva.agent.tools`: `build_tools(cfg.agent) -> {name: Tool}`; `Tool.schema()`,
   `Tool(arguments, ToolContext) -> ToolResult` (never raises on bad arguments).
   zoom / view / python (sandboxed subprocess, `tools.python_sandbox.run_python`) /
   search (BM25 over JSONL, or HTTP).
-- `miva.agent.trajectory`: the `Trajectory` / `ToolCall` / `Turn` contract.
+- `miva.agent.engines`: `make_engine("hf" | "vllm", model, processor, cfg.agent)`;
+  interface `generate(list[GenRequest], seed) -> list[GenResult]`; `hf.HFEngine`
+  (`load_weights(state_dict)`), `vllm.VLLMEngine` (GPU, untested here, `load_weights`),
+  `scripted.ScriptedEngine(processor, script(key, turn) -> text)`.
+- `miva.agent.rollout`: `Agent(processor, cfg.agent, tools, engine).rollout(samples,
+  n_per_sample, seed) -> list[Trajectory]` (sample-major groups; statuses ok | truncated |
+  malformed | tool_error | max_turns | image_budget). Sampled log-probs are
+  log_softmax(logits / T) of the policy, no top-p or suppression folded in.
+- `miva.agent.forward`: `collate(trajs, pad_id, image_token_id)` (right-padded batch +
+  loss_mask + old_logprobs + pixel_values/image_grid_thw/mm_token_type_ids) and
+  `token_logprobs(model, trajs, processor, temperature) -> [B, L]` (logp of token t given
+  its prefix; equals the sampler's at the same temperature).
+- `miva.agent.render` / `miva.agent.show`: text and HTML views (`miva agent`).
+- `miva.agent.trajectory`: the `Trajectory` / `ToolCall` / `Turn` contract (+ `frames`,
+  `family`).
 """
