@@ -169,3 +169,16 @@ def test_multi_node_grpo_submits_from_a_cpu_pod(tmp_path):
             assert task["inputs"]["parameters"]["train_image"]["componentInputParameter"].endswith(
                 "gpu_image"
             )
+
+
+def test_compiled_package_loads_back_as_a_pipeline(tmp_path):
+    """The YAML parses into the PipelineSpec protobuf (what the KFP API server does on upload)."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    cfg = load_config("tiny-cpu")
+    path = submit.compile_pipeline(cfg, "tiny-cpu", [], tmp_path / "p.yaml")
+    spec, platform = yaml.safe_load_all(path.read_text())
+    parsed = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+    assert parsed.pipeline_info.name == "miva" and parsed.schema_version == "2.1.0"
+    json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
