@@ -180,6 +180,11 @@ def test_no_row_is_lost(planted):
     assert data["quarantine_by_rule"]["column_types"] == 6
     example = next(r for r in data["rules"] if r["name"] == "task_known")["examples"][0]
     assert example.endswith(f"({TRAIN}:3)")
+    row3 = next(q for q in quarantine if q["source_file"] == TRAIN and q["source_row"] == 3)
+    assert row3["reasons"] == [
+        "task_known: task is a known family (or in validate.extra_tasks) (got task='juggling')"
+    ]
+    assert row3["task"] == "juggling" and row3["images"][0]["bytes"]  # the raw row is kept
 
 
 # --------------------------------------------------------------------------- others

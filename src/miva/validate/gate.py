@@ -42,9 +42,15 @@ from miva.data.io import arrow_schema, localize, read_info, write_dataset
 from miva.data.schema import Sample
 from miva.errors import ConfigError, DataError
 from miva.validate import load, rows
-from miva.validate.balance import image_index_balance, option_balance
+from miva.validate.balance import BalanceRow, image_index_balance, option_balance
 from miva.validate.report import MAX_EXAMPLES, Report, RuleResult, count_by_rule
-from miva.validate.suite import BALANCE_FRAME_COLUMNS, ROW_FRAME_COLUMNS, RULES, GxRunner
+from miva.validate.suite import (
+    BALANCE_FRAME_COLUMNS,
+    ROW_FRAME_COLUMNS,
+    RULES,
+    GxOutcome,
+    GxRunner,
+)
 
 DATASET_RULES = {
     "shards_readable": "every parquet shard under data/ can be read",
@@ -192,40 +198,11 @@ def _validate(
     )
     runner = GxRunner(cfg)
     outcomes = runner.validate("rows", frame)
-    for name, outcome in outcomes.items():
-        if name == "ids_unique":
-            continue
-        for r in outcome.unexpected_rows:
-            reasons[r].append(f"{name}: {GX_RULES[name].description}")
-    dup = outcomes["ids_unique"]
-    by_id: dict[Any, list[int]] = defaultdict(list)
-    for r in sorted(dup.unexpected_rows):
-        by_id[infos[r].meta["id"]].append(r)
-    for group in by_id.values():
-        keeper = next((r for r in group if not reasons[r]), None)
-        for r in group:
-            if r != keeper:
-                kept = f"; kept {labels[keeper]}" if keeper is not None else ""
-                reasons[r].append(f"ids_unique: id repeated in {len(group)} rows{kept}")
+    _quarantine_gx_failures(outcomes, infos, reasons, labels)
 
     clock.lap("gx_rows")
     # 3. cross-row checks on rows still clean
-    survivors = [i for i in range(n) if not reasons[i]]
-    leaks = rows.shared_images(
-        (i, str(infos[i].meta["split"]), infos[i].image_keys) for i in survivors
-    )
-    for i, why in leaks.items():
-        reasons[i].append(why)
-    survivors = [i for i in survivors if not reasons[i]]
-    dups = rows.near_duplicates(
-        (
-            (i, labels[i], tuple(infos[i].image_keys), str(infos[i].meta["question"]))
-            for i in survivors
-        ),
-        cfg.near_duplicate_threshold,
-    )
-    for i, why in dups.items():
-        reasons[i].append(why)
+    _cross_row_checks(infos, reasons, labels, cfg.near_duplicate_threshold)
     clean_rows = [i for i in range(n) if not reasons[i]]
 
     clock.lap("cross_rows")
@@ -236,78 +213,7 @@ def _validate(
         columns=list(BALANCE_FRAME_COLUMNS),
     )
     outcomes.update(runner.validate("balance", balance))
-
-    # rule results
-    per_rule = defaultdict(list)
-    for i, rs in enumerate(reasons):
-        for rule in dict.fromkeys(rows.rule_of(x) for x in rs):
-            per_rule[rule].append(i)
-    for name, desc in {**ROW_RULES, **CROSS_RULES}.items():
-        kind = "row" if name in ROW_RULES else "cross"
-        results.append(
-            _rule(
-                name,
-                kind,
-                critical,
-                checked=n,
-                failing=per_rule[name],
-                labels=labels,
-                description=desc,
-            )
-        )
-    errored = []
-    for rule in RULES:
-        o = outcomes[rule.name]
-        if o.error:
-            errored.append(f"{rule.name}: {o.error}")
-        if rule.frame == "rows":
-            res = _rule(
-                rule.name,
-                "gx",
-                critical,
-                checked=o.element_count,
-                failing=per_rule[rule.name],
-                labels=labels,
-                description=rule.description,
-            )
-            if o.error:
-                res.passed = False
-                res.details.append(f"expectation raised: {o.error}")
-            if rule.name == "ids_unique" and o.unexpected_rows:
-                res.details.append(f"{len(o.unexpected_rows)} rows share an id with another row")
-        else:
-            bad = [balance_rows[j] for j in o.unexpected_rows]
-            res = _rule(
-                rule.name,
-                "split",
-                critical,
-                checked=o.element_count,
-                failing=[],
-                failed=len(bad),
-                description=rule.description,
-                severity_if_not_critical="warning",
-                details=[
-                    f"split {b.split}: {'letter' if b.rule == 'option_balance' else 'image'} {b.value} "
-                    f"answers {b.count}/{b.n} = {b.share:.2f} > limit {b.limit:.2f} (fair {b.fair:.2f})"
-                    for b in bad
-                ]
-                + [s for s in skipped if s.startswith(rule.name)],
-            )
-            if o.error:
-                res.passed = False
-            res.skipped = o.skipped
-        results.append(res)
-    results.append(
-        _rule(
-            "checks_ran",
-            "dataset",
-            critical,
-            checked=len(RULES),
-            failing=[],
-            failed=len(errored),
-            details=errored,
-        )
-    )
+    results += _rule_results(outcomes, reasons, labels, balance_rows, skipped, critical)
 
     clock.lap("balance")
     # 5. pass two: outputs
@@ -347,6 +253,142 @@ def _validate(
         clean_counts=clean_counts,
         timings_s=clock.laps,
     )
+
+
+def _quarantine_gx_failures(
+    outcomes: dict[str, GxOutcome],
+    infos: list[rows.RowInfo],
+    reasons: list[list[str]],
+    labels: list[str],
+) -> None:
+    """Each row GX flagged gets the rule as a reason, with the offending values.
+
+    Repeated ids: GX flags every occurrence; the first otherwise-clean one is kept.
+    """
+    for name, outcome in outcomes.items():
+        if name == "ids_unique":
+            continue
+        for r, values in zip(outcome.unexpected_rows, outcome.unexpected_values, strict=False):
+            got = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
+            reasons[r].append(
+                f"{name}: {GX_RULES[name].description}" + (f" (got {got})" if got else "")
+            )
+    by_id: dict[Any, list[int]] = defaultdict(list)
+    for r in sorted(outcomes["ids_unique"].unexpected_rows):
+        by_id[infos[r].meta["id"]].append(r)
+    for group in by_id.values():
+        keeper = next((r for r in group if not reasons[r]), None)
+        for r in group:
+            if r != keeper:
+                kept = f"; kept {labels[keeper]}" if keeper is not None else ""
+                reasons[r].append(f"ids_unique: id repeated in {len(group)} rows{kept}")
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cross_row_checks(
+    infos: list[rows.RowInfo], reasons: list[list[str]], labels: list[str], threshold: float
+) -> None:
+    """Split leaks, then near duplicates, among the rows that are still clean."""
+    survivors = [i for i in range(len(infos)) if not reasons[i]]
+    leaks = rows.shared_images(
+        (i, str(infos[i].meta["split"]), infos[i].image_keys) for i in survivors
+    )
+    for i, why in leaks.items():
+        reasons[i].append(why)
+    survivors = [i for i in survivors if not reasons[i]]
+    dups = rows.near_duplicates(
+        (
+            (i, labels[i], tuple(infos[i].image_keys), str(infos[i].meta["question"]))
+            for i in survivors
+        ),
+        threshold,
+    )
+    for i, why in dups.items():
+        reasons[i].append(why)
+
+
+def _rule_results(
+    outcomes: dict[str, GxOutcome],
+    reasons: list[list[str]],
+    labels: list[str],
+    balance_rows: list[BalanceRow],
+    skipped: list[str],
+    critical: set[str],
+) -> list[RuleResult]:
+    """One RuleResult per row, cross-row and GX rule, plus checks_ran."""
+    n = len(reasons)
+    per_rule: dict[str, list[int]] = defaultdict(list)
+    for i, rs in enumerate(reasons):
+        for rule in dict.fromkeys(rows.rule_of(x) for x in rs):
+            per_rule[rule].append(i)
+    results = [
+        _rule(
+            name,
+            "row" if name in ROW_RULES else "cross",
+            critical,
+            checked=n,
+            failing=per_rule[name],
+            labels=labels,
+            description=desc,
+        )
+        for name, desc in {**ROW_RULES, **CROSS_RULES}.items()
+    ]
+    errored = []
+    for rule in RULES:
+        o = outcomes[rule.name]
+        if o.error:
+            errored.append(f"{rule.name}: {o.error}")
+        if rule.frame == "rows":
+            res = _rule(
+                rule.name,
+                "gx",
+                critical,
+                checked=o.element_count,
+                failing=per_rule[rule.name],
+                labels=labels,
+                description=rule.description,
+            )
+            if rule.name == "ids_unique" and o.unexpected_rows:
+                res.details.append(f"{len(o.unexpected_rows)} rows share an id with another row")
+        else:
+            bad = [balance_rows[j] for j in o.unexpected_rows]
+            res = _rule(
+                rule.name,
+                "split",
+                critical,
+                checked=o.element_count,
+                failing=[],
+                failed=len(bad),
+                description=rule.description,
+                severity_if_not_critical="warning",
+                details=[
+                    f"split {b.split}: {'letter' if b.rule == 'option_balance' else 'image'} {b.value} "
+                    f"answers {b.count}/{b.n} = {b.share:.2f} > limit {b.limit:.2f} (fair {b.fair:.2f})"
+                    for b in bad
+                ]
+                + [s for s in skipped if s.startswith(rule.name)],
+            )
+            res.skipped = o.skipped
+        if o.error:
+            res.passed = False
+            res.details.append(f"expectation raised: {o.error}")
+        results.append(res)
+    results.append(
+        _rule(
+            "checks_ran",
+            "dataset",
+            critical,
+            checked=len(RULES),
+            failing=[],
+            failed=len(errored),
+            details=errored,
+        )
+    )
+    return results
 
 
 class _Clock:

@@ -12,7 +12,7 @@ great_expectations is imported inside `GxRunner` only: the import takes seconds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +272,9 @@ class GxOutcome:
     success: bool
     element_count: int
     unexpected_rows: list[int]
+    unexpected_values: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # per row: column -> value
     error: str | None = None
     skipped: bool = False
 
@@ -331,6 +334,7 @@ class GxRunner:
                 bool(res.success) and error is None,
                 int(res.result.get("element_count") or len(frame)),
                 [int(item["row"]) for item in listed],
+                [{k: v for k, v in item.items() if k != "row"} for item in listed],
                 error,
             )
         for n in names:  # an expectation GX dropped from the results would otherwise vanish
