@@ -16,7 +16,7 @@ from miva.rl.rewards.accuracy import image_bbox_rewards, score_bbox, score_image
 
 
 def _dual(traj: Any, sample: Any, cfg: Any) -> tuple[float, float]:
-    pred = prediction(traj)
+    pred = prediction(traj, sample, cfg)
     if pred is None:
         return 0.0, 0.0
     if sample.answer_type == "image_bbox":

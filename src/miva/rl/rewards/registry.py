@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from miva.rl.rewards._common import accuracy_of
@@ -21,6 +22,24 @@ from miva.rl.rewards.penalties import length_penalty, turn_penalty
 from miva.rl.rewards.tool_use import tool_gain_reward
 
 RewardFn = Callable[[Sequence[Any], Sequence[Any], Any], list[float]]
+
+
+@dataclass
+class RewardSettings:
+    """The reward config's fields plus the trainer's answer converter (model -> dataset boxes)."""
+
+    weights: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0})
+    iou_threshold: float | None = None
+    number_tolerance: float = 0.0
+    tool_gain_requires_evidence: bool = False
+    length_penalty_tokens: int | None = None
+    turn_penalty: float = 0.0
+    convert_answer: Callable[[Any, Any, str], str | None] | None = None
+
+    @classmethod
+    def of(cls, reward_cfg: Any, convert_answer: Any = None) -> RewardSettings:
+        names = [f for f in cls.__dataclass_fields__ if f != "convert_answer"]
+        return cls(**{n: getattr(reward_cfg, n) for n in names}, convert_answer=convert_answer)
 
 
 def accuracy_reward(trajectories: Sequence[Any], samples: Sequence[Any], cfg: Any) -> list[float]:

@@ -1,0 +1,86 @@
+"""Inputs of the training stages, checked before any work starts.
+
+- `load_training_samples`: a dataset folder or s3:// URI -> usable samples of a split
+  (a clear `DataError` when there are none).
+- `load_policy`: a model folder / s3:// URI / preset -> (model, processor); a folder with
+  missing files fails with the list of what is missing.
+- `check_batch`: batch sizes that do not fit together fail with what to change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from miva.errors import ConfigError, DataError
+
+MODEL_FILES = ("config.json",)
+WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def load_training_samples(dataset: str | Path, split: str = "train") -> list[Any]:
+    from miva.data.io import localize, read_samples
+
+    folder = localize(dataset)
+    try:
+        samples = read_samples(folder, split)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"cannot read split {split!r} of dataset {dataset}: {exc}") from exc
+    usable = [s for s in samples if s.images and s.question.strip()]
+    if not usable:
+        raise DataError(
+            f"dataset {dataset} has no usable {split!r} rows ({len(samples)} rows, none with "
+            "images and a question)"
+        )
+    return usable
+
+
+def check_model_folder(path: str | Path) -> None:
+    """A local model folder must hold a config, weights and a tokenizer."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return  # a preset name or hub id: the loader decides
+    missing = [f for f in MODEL_FILES + TOKENIZER_FILES if not (folder / f).exists()]
+    if not any(any(folder.glob(g)) for g in WEIGHT_GLOBS):
+        missing.append("weights (*.safetensors)")
+    if missing:
+        raise DataError(f"model folder {folder} is missing {', '.join(missing)}")
+
+
+def load_policy(name_or_path: str | Path, model_cfg: Any, device: str | None = None):
+    from miva.agent.model import load_model
+
+    text = str(name_or_path)
+    if not text.startswith("s3://"):
+        check_model_folder(text)
+    model, processor = load_model(
+        text,
+        family=model_cfg.family,
+        dtype=model_cfg.dtype,
+        device=device,
+        min_pixels=model_cfg.min_pixels,
+        max_pixels=model_cfg.max_pixels,
+        attn_implementation=model_cfg.attn_implementation,
+    )
+    return model, processor
+
+
+def check_batch(train_cfg: Any) -> tuple[int, int]:
+    """(batch, micro-batches) of a GRPO step; inconsistent sizes fail early."""
+    batch = train_cfg.prompts_per_step * train_cfg.group_size
+    micro = min(train_cfg.micro_batch_size, batch)
+    if batch % micro:
+        raise ConfigError(
+            f"train.prompts_per_step * train.group_size = {batch} trajectories is not divisible by "
+            f"train.micro_batch_size = {micro}; pick a micro batch that divides it"
+        )
+    return batch, batch // micro
+
+
+def device_of(cfg: Any) -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,240 @@
+"""SFT cold start (`miva sft`): gold trajectories built from the samples, then NLL training.
+
+A gold trajectory is what a good agent would write, run through the real agent runtime (a
+scripted engine emits the text, the real tools answer), so its tokens, images and masks are
+exactly what GRPO will later see:
+
+    turn 1 (when the sample has evidence and zoom is offered):
+        <think>Look at image k.</think><tool_call>{"name": "zoom", "arguments": {"image": k, "bbox": [...]}}</tool_call>
+    last turn:
+        <think>Image 1: <caption>. Image 2: <caption>.</think><answer>GOLD</answer>
+
+Captions come from ``sample.meta["captions"]`` (describe-then-answer makes multi-image tasks
+learnable for a tiny model; REFERENCE.md) and are shortened to fit ``agent.max_new_tokens``.
+Training is full fine-tuning or LoRA (peft; merged into the weights before saving).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from miva.errors import DataError
+
+
+def _zoom_turn(sample: Any, frames: Sequence[Any], family: str) -> str | None:
+    from miva.agent import coords
+
+    if not sample.evidence:
+        return None
+    ev = sample.evidence[0]
+    box = coords.to_model(ev.bbox, frames[ev.image - 1], family)
+    call = json.dumps({"name": "zoom", "arguments": {"image": int(ev.image), "bbox": box}})
+    return f"<think>Look at image {ev.image}.</think><tool_call>{call}</tool_call>"
+
+
+def _descriptions(sample: Any, max_words: int) -> list[str]:
+    caps = sample.meta.get("captions") if isinstance(sample.meta, dict) else None
+    if not caps:
+        return []
+    out = []
+    for k, cap in enumerate(caps, 1):
+        first = str(cap).split(",")[0].strip()
+        out.append(f"Image {k}: " + " ".join(first.split()[:max_words]) + ".")
+    return out
+
+
+def gold_texts(
+    sample: Any, frames: Sequence[Any], family: str, cfg: Any, tokenizer: Any
+) -> list[str]:
+    """The assistant turns of the gold trajectory, each fitting ``agent.max_new_tokens``."""
+    from miva.agent.format import format_model_answer
+
+    budget = cfg.agent.max_new_tokens
+    turns: list[str] = []
+    if cfg.sft.use_tools and "zoom" in cfg.agent.tools and cfg.agent.max_turns > 1:
+        zoom = _zoom_turn(sample, frames, family)
+        if zoom and len(tokenizer.encode(zoom, add_special_tokens=False)) <= budget:
+            turns.append(zoom)
+    answer = f"<answer>{format_model_answer(sample, family, frames)}</answer>"
+    final = answer
+    if cfg.sft.describe_images:
+        for words in (6, 4, 2, 1):
+            desc = " ".join(_descriptions(sample, words))
+            text = f"<think>{desc}</think>{answer}" if desc else answer
+            if len(tokenizer.encode(text, add_special_tokens=False)) <= budget:
+                final = text
+                break
+    turns.append(final)
+    return turns
+
+
+def build_gold(
+    samples: Sequence[Any], processor: Any, cfg: Any, progress: bool = True
+) -> list[Any]:
+    """Gold trajectories (status ok, answer found) through the agent with a scripted engine."""
+    from miva.agent.assembly import encode_image
+    from miva.agent.engines.scripted import ScriptedEngine
+    from miva.agent.rollout import Agent
+    from miva.agent.tools import build_tools
+
+    family = processor.family
+    scripts: dict[int, list[str]] = {}
+    for i, s in enumerate(samples):
+        frames = [encode_image(img, processor).frame for img in s.pil_images()]
+        scripts[i] = gold_texts(s, frames, family, cfg, processor.tokenizer)
+
+    def script(key: int, turn: int) -> str:
+        texts = scripts[key]
+        return texts[min(turn, len(texts) - 1)]
+
+    agent = Agent(processor, cfg.agent, build_tools(cfg.agent), ScriptedEngine(processor, script))
+    # the scripted engine is keyed by the trajectory's index within one rollout call
+    trajs = []
+    chunk = 32
+    it = range(0, len(samples), chunk)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="gold trajectories", unit="chunk")
+    for start in it:
+        part = list(samples[start : start + chunk])
+
+        def keyed(key: int, turn: int, offset: int = start) -> str:
+            return script(offset + key, turn)
+
+        agent.engine = ScriptedEngine(processor, keyed)
+        trajs.extend(agent.rollout(part, 1, seed=0))
+    good = [t for t in trajs if t.status == "ok" and t.answer is not None]
+    if not good:
+        raise DataError("no gold trajectory could be built from the dataset (all truncated?)")
+    return good
+
+
+@dataclass
+class SFTResult:
+    output: str
+    steps: int
+    final_loss: float
+    gold: int
+    seconds: float
+
+
+def sft_loss(model: Any, trajectories: Sequence[Any], processor: Any):
+    """Mean NLL over the gold assistant tokens of a batch."""
+
+    from miva.agent.forward import collate, token_logprobs
+
+    batch = collate(
+        trajectories,
+        processor.tokenizer.pad_token_id,
+        processor.token_id("<|image_pad|>"),
+        processor.merge_size,
+    )
+    logp = token_logprobs(model, trajectories, processor, 1.0, batch=batch)
+    mask = batch["loss_mask"].to(logp.device)
+    return -(logp * mask).sum() / mask.sum().clamp(min=1.0), float(mask.sum())
+
+
+def apply_lora(model: Any, lora_cfg: Any):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=lora_cfg.r,
+        lora_alpha=lora_cfg.alpha,
+        lora_dropout=lora_cfg.dropout,
+        target_modules=list(lora_cfg.target_modules),
+    )
+    return get_peft_model(model, config)
+
+
+def run_sft(
+    cfg: Any,
+    model_path: str,
+    dataset: str,
+    output: str,
+    progress: bool = True,
+    log_fn: Any = None,
+) -> SFTResult:
+    """Build gold trajectories, train, merge LoRA, save a `save_pretrained` folder."""
+    import torch
+
+    from miva.agent.model import save_model
+    from miva.rl.engines import build_engine
+    from miva.rl.metrics import MetricsLogger
+    from miva.rl.setup import device_of, load_policy, load_training_samples
+
+    t0 = time.perf_counter()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    samples = load_training_samples(dataset, "train")
+    model, processor = load_policy(model_path, cfg.model, device_of(cfg))
+    gold = build_gold(samples, processor, cfg, progress)
+    if cfg.sft.lora.enabled:
+        model = apply_lora(model, cfg.sft.lora)
+    model.train()
+    engine = build_engine(
+        "torch",
+        model,
+        lr=cfg.sft.lr,
+        weight_decay=cfg.sft.weight_decay,
+        warmup_steps=cfg.sft.warmup_steps,
+        max_grad_norm=cfg.sft.max_grad_norm,
+        device=device_of(cfg),
+    )
+    logger = MetricsLogger(
+        Path(output) / "sft_metrics.jsonl" if not output.startswith("s3://") else None,
+        prefix="sft/",
+    )
+    rng = random.Random(cfg.seed)
+    order: list[int] = []
+    loss_value = math.nan
+    bar = range(1, cfg.sft.steps + 1)
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(bar, desc="sft", unit="step")
+    skipped = 0
+    for step in bar:
+        if len(order) < cfg.sft.batch_size:
+            perm = list(range(len(gold)))
+            rng.shuffle(perm)
+            order.extend(perm)
+        idx, order = order[: cfg.sft.batch_size], order[cfg.sft.batch_size :]
+        t_step = time.perf_counter()
+        loss, tokens = sft_loss(engine.module, [gold[i] for i in idx], processor)
+        if not torch.isfinite(loss):
+            engine.zero_grad()
+            skipped += 1
+            continue
+        engine.backward(loss)
+        grad_norm = engine.step()
+        loss_value = float(loss)
+        if step % cfg.sft.log_every == 0 or step == cfg.sft.steps:
+            dt = time.perf_counter() - t_step
+            logger.log(
+                step,
+                {
+                    "loss": loss_value,
+                    "grad_norm": grad_norm,
+                    "lr": engine.lr,
+                    "tokens_per_s": tokens / max(dt, 1e-9),
+                    "skipped_steps": skipped,
+                },
+            )
+            if log_fn:
+                log_fn(step, engine.module)
+        if progress:
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+    model = engine.module
+    if cfg.sft.lora.enabled:
+        model = model.merge_and_unload()
+    model.eval()
+    save_model(model, processor, output)
+    return SFTResult(output, cfg.sft.steps, loss_value, len(gold), time.perf_counter() - t0)
