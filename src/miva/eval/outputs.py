@@ -1,4 +1,5 @@
-"""What the eval stage writes: `metrics.json` (flat name -> float), `predictions.parquet`
+"""What the eval stage writes: `metrics.json` (flat name -> float, plus one string
+`eval/<set>/digest` per set that identifies its items), `predictions.parquet`
 (one row per item and sample, both models), `summary.json` (per set: items scored and every
 skipped item with its reason) and `report.html` (self-contained).
 
@@ -43,7 +44,8 @@ def write_outputs(
         "summary": folder / SUMMARY,
         "report": folder / REPORT,
     }
-    paths["metrics"].write_text(json.dumps(finite_metrics(result.metrics), indent=2))
+    flat: dict[str, float | str] = {**finite_metrics(result.metrics), **result.digests}
+    paths["metrics"].write_text(json.dumps(dict(sorted(flat.items())), indent=2))
     frame = pd.DataFrame([asdict(r) for r in result.records])
     frame.to_parquet(paths["predictions"], index=False)
     summary = {

@@ -45,6 +45,7 @@ class EvalSet:
     scorer: Benchmark
     skipped: list[Skipped] = field(default_factory=list)
     tools: tuple[str, ...] | None = None  # None: the configured agent.tools
+    digest: str = ""  # identifies the evaluated items (metrics.json `eval/<set>/digest`)
 
 
 @dataclass
@@ -92,22 +93,47 @@ class EvalResult:
     def records(self) -> list[ItemRecord]:
         return self.main.records + (self.baseline.records if self.baseline else [])
 
+    @property
+    def digests(self) -> dict[str, str]:
+        """`eval/<set>/digest` -> digest of the items (the registry compares these)."""
+        return {f"eval/{es.name}/digest": es.digest for es in self.sets if es.digest}
+
 
 # ----------------------------------------------------------------------------- sets
+
+
+def _hash(*parts: str) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def split_digest(dataset_digest: str, split: str, max_items: int | None) -> str:
+    """The eval-set digest of a dataset split: the dataset's content digest (dataset.json),
+    the split and the item cap (the same dataset capped differently is another eval set)."""
+    return _hash("dataset", dataset_digest, split, "all" if max_items is None else str(max_items))
+
+
+def benchmark_digest(name: str, sample_ids: Sequence[str]) -> str:
+    """The eval-set digest of a benchmark: its name and the ids of the converted items
+    (sample ids are content hashes, so changed images or answers change the digest)."""
+    return _hash("benchmark", name, *sorted(sample_ids))
 
 
 def dataset_sets(
     source: str | Path, splits: Sequence[str], max_items: int | None = None
 ) -> list[EvalSet]:
-    from miva.data.io import read_samples
+    from miva.data.io import read_info, read_samples
     from miva.errors import DataError
 
+    info = read_info(source)
     sets = []
     for split in splits:
         samples = read_samples(source, split, limit=max_items)
         if not samples:
             raise DataError(f"{source}: split {split!r} has no samples to evaluate")
-        sets.append(EvalSet(split, samples, DatasetScorer()))
+        digest = split_digest(info.digest, split, max_items)
+        sets.append(EvalSet(split, samples, DatasetScorer(), digest=digest))
     return sets
 
 
@@ -119,7 +145,15 @@ def benchmark_set(name: str, path: str | Path, max_items: int | None = None) -> 
     if not converted.samples:
         reasons = "; ".join(f"{s.item}: {s.reason}" for s in converted.skipped[:5])
         raise DataError(f"{path}: no {bench.name} item could be read ({reasons})")
-    return EvalSet(bench.name, converted.samples, bench, converted.skipped, bench.tools or None)
+    digest = benchmark_digest(bench.name, [s.id for s in converted.samples])
+    return EvalSet(
+        bench.name,
+        converted.samples,
+        bench,
+        converted.skipped,
+        bench.tools or None,
+        digest=digest,
+    )
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -244,19 +278,15 @@ def combine(main: ModelRun, baseline: ModelRun | None, sets: Sequence[EvalSet]) 
 
 def agent_generator(model_name: str, cfg: Any, greedy: bool) -> Generate:
     """`generate` backed by the agent runtime: load the model once (`miva.agent.model`),
-    then the batched multi-turn rollout (`miva.agent.rollout`) on `eval.batch_size` samples
-    at a time, with the set's tools when a benchmark names them."""
-    import importlib
+    then the batched multi-turn rollout (`miva.agent.rollout.rollout`) on `eval.batch_size`
+    samples at a time, with the set's tools when a benchmark names them.
 
-    from miva.errors import NotBuiltError
-
-    try:
-        rollout_mod = importlib.import_module("miva.agent.rollout")
-    except ImportError as exc:
-        raise NotBuiltError(
-            "the agent runtime's rollout loop (miva.agent.rollout) is not available yet"
-        ) from exc
+    Greedy decoding is `agent.temperature = 0` on a copy of the agent config; otherwise the
+    configured temperature / top-p sample `n` trajectories per item (pass@n). The rollout
+    seed is `cfg.seed` plus the batch index, so a run is reproducible batch by batch.
+    """
     from miva.agent.model import load_model
+    from miva.agent.rollout import rollout
 
     model, processor = load_model(
         model_name,
@@ -264,6 +294,7 @@ def agent_generator(model_name: str, cfg: Any, greedy: bool) -> Generate:
         dtype=cfg.model.dtype,
         min_pixels=cfg.model.min_pixels,
         max_pixels=cfg.model.max_pixels,
+        attn_implementation=cfg.model.attn_implementation,
     )
     agent_cfg = cfg.agent.model_copy(update={"temperature": 0.0} if greedy else {})
 
@@ -275,23 +306,22 @@ def agent_generator(model_name: str, cfg: Any, greedy: bool) -> Generate:
         )
         groups: list[list[Trajectory]] = []
         size = cfg.eval.batch_size
-        for start in tqdm(range(0, len(samples), size), desc=f"eval {es.name} ({model_name})"):
+        starts = range(0, len(samples), size)
+        for b, start in enumerate(tqdm(starts, desc=f"eval {es.name} ({model_name})")):
             batch = list(samples[start : start + size])
-            trajs = rollout_mod.rollout(model, processor, batch, local_cfg, n=n)
-            groups.extend(_regroup(trajs, batch, n))
+            trajs = rollout(model, processor, batch, local_cfg, n=n, seed=cfg.seed + b)
+            groups.extend(regroup(trajs, len(batch), n))
         return groups
 
     return generate
 
 
-def _regroup(trajs: Sequence[Any], batch: Sequence[Sample], n: int) -> list[list[Trajectory]]:
-    """Accept either n trajectories per sample as nested lists or a flat list grouped by sample."""
-    if trajs and isinstance(trajs[0], list):
-        return [list(g) for g in trajs]
-    by_id: dict[str, list[Trajectory]] = defaultdict(list)
-    for t in trajs:
-        by_id[t.sample_id].append(t)
-    return [by_id[s.id][:n] for s in batch]
+def regroup(trajs: Sequence[Trajectory], n_samples: int, n: int) -> list[list[Trajectory]]:
+    """The rollout's flat sample-major list -> n trajectories per sample
+    (trajectories of sample i are `trajs[i*n : (i+1)*n]`)."""
+    if len(trajs) != n_samples * n:
+        raise RuntimeError(f"rollout returned {len(trajs)} trajectories for {n_samples} x {n}")
+    return [list(trajs[i * n : (i + 1) * n]) for i in range(n_samples)]
 
 
 def run_eval(
@@ -322,4 +352,35 @@ def run_eval(
         base = evaluate(sets, generate_factory(baseline, cfg, ecfg.greedy), baseline, n)
     result = combine(main, base, sets)
     paths = write_outputs(result, out, config=cfg.to_dict())
+    log_to_mlflow(result, paths["report"])
     return result, paths
+
+
+def mlflow_key(name: str) -> str:
+    """MLflow metric names allow `[A-Za-z0-9_./ -]`: `pass@4` is logged as `pass_4`."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_./ -]", "_", name)
+
+
+def log_to_mlflow(result: EvalResult, report: str | Path) -> bool:
+    """With an active MLflow run: the flat metrics (`mlflow.log_metrics`) and report.html
+    (`miva.registry.tracking.log_report`). Returns whether anything was logged.
+
+    An MLflow run can only be active in this process if mlflow is already imported, so a
+    plain `miva eval` does not pay for importing it."""
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return False
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return False
+    from miva.eval.outputs import finite_metrics
+    from miva.registry.tracking import log_report
+
+    mlflow.log_metrics({mlflow_key(k): v for k, v in finite_metrics(result.metrics).items()})
+    mlflow.set_tags({f"miva.{k}": v for k, v in result.digests.items()})
+    log_report(report)
+    return True
