@@ -22,6 +22,7 @@ Order of work:
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import tempfile
 import time
@@ -413,11 +414,17 @@ def _check_shard(path: Path, folder: Path) -> tuple[load.Shard, list[rows.RowInf
 def _check_shards(
     paths: list[Path], folder: Path, workers: int
 ) -> Iterator[tuple[load.Shard, list[rows.RowInfo]]]:
-    """Shards in order, checked by `workers` processes."""
-    if workers <= 1 or len(paths) <= 1:
+    """Shards in order, checked by `workers` processes.
+
+    Worker processes are spawned (not forked: the caller may hold threads, e.g. GX's), so
+    they cost a second or so to start; a dataset of fewer than 2 shards per worker is
+    checked in this process.
+    """
+    if workers <= 1 or len(paths) < 2 * workers:
         yield from (_check_shard(p, folder) for p in paths)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         yield from pool.map(_check_shard, paths, [folder] * len(paths))
 
 
