@@ -36,7 +36,11 @@ QWEN25_VL_3B = dict(  # public Qwen2.5-VL-3B-Instruct dimensions
         num_attention_heads=16,
         num_key_value_heads=2,
         max_position_embeddings=32768,
-        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 1000000.0,
+            "mrope_section": [16, 24, 24],
+        },
     ),
     vision=dict(
         depth=32,
@@ -73,8 +77,14 @@ def samples(n: int, seed: int = 0):
                 ev = Evidence(j + 1, (x, y, x + 100, y + 100))
             imgs.append(encode_png(img))
         out.append(
-            Sample(task="selection", images=imgs, question=f"Which image shows the red square? ({i})",
-                   answer_type="image_index", answer=target + 1, evidence=[ev])
+            Sample(
+                task="selection",
+                images=imgs,
+                question=f"Which image shows the red square? ({i})",
+                answer_type="image_index",
+                answer=target + 1,
+                evidence=[ev],
+            )
         )
     return out
 
@@ -101,7 +111,11 @@ def zoom_call(sample, processor):
     ev = sample.evidence[0]
     frame = encode_image(sample.image(ev.image), processor).frame
     box = coords.to_model(ev.bbox, frame, processor.family)
-    return "<tool_call>" + json.dumps({"name": "zoom", "arguments": {"image": ev.image, "bbox": box}}) + "</tool_call>"
+    return (
+        "<tool_call>"
+        + json.dumps({"name": "zoom", "arguments": {"image": ev.image, "bbox": box}})
+        + "</tool_call>"
+    )
 
 
 def build_random_3b(folder: Path, device: str):
@@ -113,13 +127,33 @@ def build_random_3b(folder: Path, device: str):
 
     tiny = build_tiny(folder.parent / "tiny-for-3b")
     proc = load_processor(tiny)
-    special = {t: proc.token_id(t) for t in ("<|endoftext|>", "<|im_end|>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
-    text = dict(QWEN25_VL_3B["text"], vocab_size=151936, bos_token_id=special["<|endoftext|>"],
-                eos_token_id=special["<|im_end|>"], pad_token_id=special["<|endoftext|>"])
-    cfg = Qwen2_5_VLConfig(text_config=text, vision_config=QWEN25_VL_3B["vision"],
-                           image_token_id=special["<|image_pad|>"], video_token_id=special["<|video_pad|>"],
-                           vision_start_token_id=special["<|vision_start|>"], vision_end_token_id=special["<|vision_end|>"],
-                           tie_word_embeddings=True)
+    special = {
+        t: proc.token_id(t)
+        for t in (
+            "<|endoftext|>",
+            "<|im_end|>",
+            "<|image_pad|>",
+            "<|video_pad|>",
+            "<|vision_start|>",
+            "<|vision_end|>",
+        )
+    }
+    text = dict(
+        QWEN25_VL_3B["text"],
+        vocab_size=151936,
+        bos_token_id=special["<|endoftext|>"],
+        eos_token_id=special["<|im_end|>"],
+        pad_token_id=special["<|endoftext|>"],
+    )
+    cfg = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=QWEN25_VL_3B["vision"],
+        image_token_id=special["<|image_pad|>"],
+        video_token_id=special["<|video_pad|>"],
+        vision_start_token_id=special["<|vision_start|>"],
+        vision_end_token_id=special["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration(cfg).to(torch.bfloat16)
@@ -140,7 +174,9 @@ def run(engine_name: str, mode: str, model, processor, model_path, args) -> dict
     tools = build_tools(cfg)
     kwargs = {}
     if engine_name == "vllm":
-        kwargs = dict(model_path=str(model_path), dtype="bfloat16", min_pixels=56 * 56, max_pixels=112 * 112)
+        kwargs = dict(
+            model_path=str(model_path), dtype="bfloat16", min_pixels=56 * 56, max_pixels=112 * 112
+        )
     engine = make_engine(engine_name, model, processor, cfg, **kwargs)
     batch = samples(args.prompts, seed=1)
     if mode == "multi-turn":
@@ -152,7 +188,9 @@ def run(engine_name: str, mode: str, model, processor, model_path, args) -> dict
     trajs = agent.rollout(batch, n_per_sample=args.samples, seed=0)
     dt = time.perf_counter() - t0
     model_tokens = sum(
-        sum(1 for x in t.sampled_logprobs if x != 0.0) if mode == "multi-turn" else t.num_sampled_tokens
+        sum(1 for x in t.sampled_logprobs if x != 0.0)
+        if mode == "multi-turn"
+        else t.num_sampled_tokens
         for t in trajs
     )
     return {
@@ -171,12 +209,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", choices=["tiny", "3b"], default="tiny")
     p.add_argument("--engine", nargs="+", default=["hf"], choices=["hf", "vllm"])
-    p.add_argument("--workload", nargs="+", default=["sampled", "multi-turn"], choices=["sampled", "multi-turn"])
+    p.add_argument(
+        "--workload",
+        nargs="+",
+        default=["sampled", "multi-turn"],
+        choices=["sampled", "multi-turn"],
+    )
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--turns", type=int, default=3)
     p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op threads (CPU)")
+    p.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="torch intra-op threads (CPU)"
+    )
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
 
@@ -185,8 +230,14 @@ def main() -> None:
     from miva.agent.model import load_model
 
     tmp = Path(tempfile.mkdtemp(prefix="miva-bench-"))
-    model_path = "tiny-random" if args.size == "tiny" else str(build_random_3b(tmp / "random-3b", args.device))
-    model, processor = load_model(model_path, device=args.device, dtype="float32" if args.size == "tiny" else "bfloat16")
+    model_path = (
+        "tiny-random"
+        if args.size == "tiny"
+        else str(build_random_3b(tmp / "random-3b", args.device))
+    )
+    model, processor = load_model(
+        model_path, device=args.device, dtype="float32" if args.size == "tiny" else "bfloat16"
+    )
     rows = []
     threads = args.threads if args.device == "cpu" else [torch.get_num_threads()]
     for n_threads in threads:
@@ -197,13 +248,29 @@ def main() -> None:
                 row["threads"] = n_threads
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
-    cols = ["engine", "workload", "threads", "trajectories", "turns", "images/traj", "model tokens", "seconds", "tokens/s"]
+    cols = [
+        "engine",
+        "workload",
+        "threads",
+        "trajectories",
+        "turns",
+        "images/traj",
+        "model tokens",
+        "seconds",
+        "tokens/s",
+    ]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
-        print("| " + " | ".join(f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
-    print(f"\nmodel: {args.size} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters), device {args.device}, "
-          f"{args.prompts} prompts x {args.samples} samples, max_new_tokens {args.max_new_tokens}")
+        print(
+            "| "
+            + " | ".join(f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]) for c in cols)
+            + " |"
+        )
+    print(
+        f"\nmodel: {args.size} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters), device {args.device}, "
+        f"{args.prompts} prompts x {args.samples} samples, max_new_tokens {args.max_new_tokens}"
+    )
     print("command: .venv/bin/python bench/rollout.py " + " ".join(sys.argv[1:]))
 
 

@@ -223,3 +223,13 @@ def test_greedy_is_deterministic_and_top_p_narrows(tiny):
         processor, cfg, {}, HFEngine(model, processor, temperature=1.0, top_p=1e-6)
     ).rollout([_sample()], 1, seed=9)
     assert nucleus[0].token_ids == greedy[0].token_ids
+
+
+def test_one_call_rollout_function(tiny):
+    from miva.agent.rollout import rollout
+
+    model, processor = tiny
+    cfg = AgentConfig(max_new_tokens=4, max_turns=1, temperature=0.0)
+    out = rollout(model, processor, [_sample(), _sample("Other?")], cfg, n=2)
+    assert len(out) == 4 and out[0].token_ids == out[1].token_ids
+    assert all(t.num_sampled_tokens == 4 or t.status == "ok" for t in out)

@@ -30,7 +30,8 @@ API overview (kept current; other stages build on these names):
   interface `generate(list[GenRequest], seed) -> list[GenResult]`; `hf.HFEngine`
   (`load_weights(state_dict)`), `vllm.VLLMEngine` (GPU, untested here, `load_weights`),
   `scripted.ScriptedEngine(processor, script(key, turn) -> text)`.
-- `miva.agent.rollout`: `Agent(processor, cfg.agent, tools, engine).rollout(samples,
+- `miva.agent.rollout`: `rollout(model, processor, samples, cfg.agent, n, seed)` (one call:
+  tools + engine from the config) and `Agent(processor, cfg.agent, tools, engine).rollout(samples,
   n_per_sample, seed) -> list[Trajectory]` (sample-major groups; statuses ok | truncated |
   malformed | tool_error | max_turns | image_budget). Sampled log-probs are
   log_softmax(logits / T) of the policy, no top-p or suppression folded in.
