@@ -80,10 +80,19 @@ def task_bars(result: EvalResult, set_name: str) -> str | None:
         )
         for x, m, b in zip(xs, main, base, strict=True):
             if b is not None:
-                ax.annotate(f"{m - b:+.2f}", (x, max(m, b)), ha="center", va="bottom", fontsize=8)
+                ax.annotate(
+                    f"{m:.2f} vs {b:.2f}\n({m - b:+.2f})",
+                    (x, max(m, b)),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+    else:
+        for x, m in zip(xs, main, strict=True):
+            ax.annotate(f"{m:.2f}", (x, m), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(list(xs), tasks, rotation=30, ha="right")
     ax.set_ylabel(metric)
-    ax.set_ylim(0, 1.1)
+    ax.set_ylim(0, 1.2)
     ax.set_title(f"{set_name}: {metric} per task")
     ax.legend(fontsize=8)
     return _fig_b64(fig)
@@ -116,7 +125,8 @@ def tool_usage(result: EvalResult, set_name: str) -> str | None:
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(tasks))], tasks, rotation=30, ha="right")
     ax.set_ylabel("share of items calling the tool")
     ax.set_ylim(0, 1.05)
-    ax.set_title(f"{set_name}: tool usage by task")
+    called = any(v > 0 for r in rates.values() for v in r.values())
+    ax.set_title(f"{set_name}: tool usage by task" + ("" if called else " (no tool was called)"))
     ax.legend(fontsize=8)
     return _fig_b64(fig)
 
@@ -182,12 +192,28 @@ def _thumb(img: Image.Image, gold: list, pred: list) -> str:
     return _png_b64(img)
 
 
-def _gallery_item(result: EvalResult, r: ItemRecord) -> str:
+STATUS_HELP = {
+    "ok": "the model finished on its own",
+    "truncated": "stopped at the token limit (agent.max_new_tokens / max_total_tokens)",
+    "malformed": "stopped on a malformed tool call",
+    "tool_error": "the last tool call failed",
+    "max_turns": "still running after agent.max_turns",
+    "image_budget": "tool images exceeded the image budget",
+}
+
+
+def _last_assistant_text(traj) -> str:
+    texts = [t.text for t in traj.turns if t.role == "assistant"]
+    return texts[-1] if texts else ""
+
+
+def _gallery_item(result: EvalResult, r: ItemRecord, baseline: ItemRecord | None = None) -> str:
     sample = result.main.samples[(r.set, r.sample_id)]
     traj = result.main.trajectories[(r.set, r.sample_id)]
     gold, pred = _boxes(sample, r.prediction)
     imgs = [
-        _img_tag(_thumb(img, gold.get(k, []), pred.get(k, [])), f"image {k}")
+        f"<figure>{_img_tag(_thumb(img, gold.get(k, []), pred.get(k, [])), f'image {k}')}"
+        f"<figcaption>image {k}</figcaption></figure>"
         for k, img in enumerate(sample.pil_images(), start=1)
     ]
     crops = []
@@ -198,14 +224,33 @@ def _gallery_item(result: EvalResult, r: ItemRecord) -> str:
             crops.append(_img_tag(_png_b64(small), "tool image"))
     calls = ", ".join(f"{c.name}({_short(c.arguments)})" for c in traj.tool_calls) or "none"
     verdict = "correct" if r.correct else "wrong"
+    if r.raw_answer is None:
+        said = (
+            "<i>no &lt;answer&gt;</i>; last turn: "
+            f"<code>{html.escape(_last_assistant_text(traj)[:200])}</code>"
+        )
+    else:
+        said = f"<code>{html.escape(r.raw_answer[:200])}</code>"
+        if r.prediction is not None and r.prediction != r.raw_answer:
+            said += f" &rarr; read as <code>{html.escape(r.prediction[:200])}</code>"
+    base = ""
+    if baseline is not None:
+        b_said = "no answer" if baseline.raw_answer is None else baseline.raw_answer[:200]
+        b_verdict = "correct" if baseline.correct else "wrong"
+        base = (
+            f"<br>baseline: <code>{html.escape(b_said)}</code> ({b_verdict}, "
+            f"status {html.escape(baseline.status)})"
+        )
+    status = html.escape(r.status)
+    status_help = html.escape(STATUS_HELP.get(r.status, ""))
     return (
         f'<div class="item {verdict}"><div class="imgs">{"".join(imgs)}</div>'
         + (f'<div class="crops">tool images: {"".join(crops)}</div>' if crops else "")
-        + f"<p><b>{html.escape(r.set)} / {html.escape(r.task)}</b> ({verdict}, score {r.score:.2f}, "
-        f"status {html.escape(r.status)}, {r.num_turns} turns)</p>"
+        + f"<p><b>{html.escape(r.set)} / {html.escape(r.task)}</b>: {verdict} "
+        f"(score {r.score:.2f}, {r.num_turns} turn{'s' if r.num_turns != 1 else ''}, "
+        f'status <span title="{status_help}">{status}</span>)</p>'
         f"<p>Q: {html.escape(r.question[:400])}</p>"
-        f"<p>gold: <code>{html.escape(r.gold[:200])}</code><br>answer: "
-        f"<code>{html.escape(str(r.raw_answer)[:200])}</code></p>"
+        f"<p>gold: <code>{html.escape(r.gold[:200])}</code><br>model: {said}{base}</p>"
         f"<p>tool calls: {html.escape(calls[:300])}</p></div>"
     )
 
@@ -238,36 +283,75 @@ body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:c
 td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px} .item{border:2px solid #ccc;
 margin:6px;padding:6px;display:inline-block;vertical-align:top;width:540px;font-size:13px}
 .correct{border-color:#2a2} .wrong{border-color:#c22} .imgs img{margin:2px}
+figure{display:inline-block;margin:2px;text-align:center} figcaption{font-size:11px;color:#555}
 """
 
 
-def render(result: EvalResult) -> str:
-    parts = [f"<h1>MIVA evaluation: {html.escape(result.main.model)}</h1>"]
+def _intro(result: EvalResult) -> str:
+    lines = [
+        f"<p>model: <code>{html.escape(result.main.model)}</code>",
+    ]
     if result.baseline:
-        parts.append(f"<p>baseline: {html.escape(result.baseline.model)} (same items)</p>")
+        lines.append(
+            f"<br>baseline: <code>{html.escape(result.baseline.model)}</code>, on the same "
+            "items; <b>delta</b> = model &minus; baseline"
+        )
+    lines.append("</p><ul>")
+    for es in result.sets:
+        lines.append(
+            f"<li><b>{html.escape(es.name)}</b>: {len(es.samples)} items scored by "
+            f"{html.escape(es.scorer.title)}; headline <code>{html.escape(es.scorer.metric)}"
+            f"</code>; eval-set digest <code>{html.escape(es.digest or '-')}</code></li>"
+        )
+    lines.append(
+        "</ul><p>Rates are shares of items (0-1). <code>invalid_rate</code>: no answer or "
+        "one that could not be read; <code>status/*</code>: how trajectories ended "
+        "(hover a status in the gallery for its meaning).</p>"
+    )
+    return "".join(lines)
+
+
+def render(result: EvalResult) -> str:
+    parts = [f"<h1>MIVA evaluation: {html.escape(result.main.model)}</h1>", _intro(result)]
     parts.append("<h2>Overall</h2>" + _metric_table(result))
+    baseline_rows = {
+        (r.set, r.sample_id): r
+        for r in (result.baseline.records if result.baseline else [])
+        if r.sample_index == 0
+    }
     for es in result.sets:
         parts.append(
             f"<h2>{html.escape(es.name)} ({len(es.samples)} items, {es.scorer.title})</h2>"
         )
-        for plot in (task_bars(result, es.name), tool_usage(result, es.name)):
-            if plot:
-                parts.append(_img_tag(plot, "plot"))
+        plots = [task_bars(result, es.name), tool_usage(result, es.name)]
+        parts.extend(_img_tag(p, "plot") for p in plots if p)
         records = [r for r in result.main.records if r.set == es.name and r.sample_index == 0]
         plot = accuracy_by_turns(records, f"{es.name}: correct by turns")
         if plot:
             parts.append(_img_tag(plot, "accuracy by turns"))
+        if plots[1] is None:
+            parts.append("<p>No tool was available or called on this set.</p>")
         if es.skipped:
             rows = "".join(
                 f"<tr><td>{html.escape(s.item)}</td><td>{html.escape(s.reason)}</td></tr>"
                 for s in es.skipped
             )
-            parts.append(f"<h3>Skipped items ({len(es.skipped)})</h3><table>{rows}</table>")
+            parts.append(
+                f"<h3>Skipped items ({len(es.skipped)})</h3><p>Not scored and not counted in "
+                f"the metrics above.</p><table>{rows}</table>"
+            )
         for verdict in (True, False):
-            chosen = [r for r in records if r.correct == verdict][:GALLERY_PER_KIND]
+            matching = [r for r in records if r.correct == verdict]
+            chosen = matching[:GALLERY_PER_KIND]
             if chosen:
-                parts.append(f"<h3>{'Correct' if verdict else 'Wrong'} items</h3>")
-                parts.extend(_gallery_item(result, r) for r in chosen)
+                parts.append(
+                    f"<h3>{'Correct' if verdict else 'Wrong'} items ({len(chosen)} of "
+                    f"{len(matching)})</h3><p>Gold boxes green, predicted boxes red.</p>"
+                )
+                parts.extend(
+                    _gallery_item(result, r, baseline_rows.get((r.set, r.sample_id)))
+                    for r in chosen
+                )
     body = "\n".join(parts)
     return f"<!doctype html><html><head><meta charset='utf-8'><title>MIVA eval</title><style>{CSS}</style></head><body>{body}</body></html>"
 

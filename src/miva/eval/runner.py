@@ -345,6 +345,8 @@ def run_eval(
         sets.append(benchmark_set(name, path, ecfg.max_items))
     if not sets:
         raise ConfigError("nothing to evaluate: give --dataset and/or --bench NAME --path FOLDER")
+    for es in sets:  # dataset splits use the configured tools (named so usage metrics list them)
+        es.tools = es.tools or tuple(cfg.agent.tools)
     n = 1 if ecfg.greedy else ecfg.pass_k
     main = evaluate(sets, generate_factory(model, cfg, ecfg.greedy), model, n)
     base = None
