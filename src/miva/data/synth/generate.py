@@ -219,6 +219,13 @@ def balance_split(drafts: list[Draft], seed: int) -> None:
         d.options = others
 
 
+def recorded_sizes(scene: dict[str, Any]) -> list[list[int]]:
+    """[[width, height], ...] per image: drawn scenes are square, COCO images keep their own."""
+    if "size" in scene:
+        return [[scene["size"], scene["size"]] for _ in scene["images"]]
+    return [[im["width"], im["height"]] for im in scene["images"]]
+
+
 def to_sample(d: Draft, seed: int, paraphrased: str | None = None, source: str = "synth") -> Sample:
     stem = paraphrased or d.stem
     if d.options is not None:
@@ -245,6 +252,8 @@ def to_sample(d: Draft, seed: int, paraphrased: str | None = None, source: str =
             "template": d.template,
             "stem": d.stem,
             "captions": d.captions,
+            # validation compares every decoded image against these recorded sizes
+            "image_sizes": recorded_sizes(d.scene),
             "value": d.value,
             "index": d.index,
             "seed": sample_seed(seed, d.index, d.attempts - 1),
