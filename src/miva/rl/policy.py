@@ -29,7 +29,8 @@ class PolicyBatch:
     advantages: torch.Tensor  # [N] float
     old_logp: torch.Tensor | None = None  # [N, T-1]
     ref_logp: torch.Tensor | None = None  # [N, T-1]
-    trajectories: list[Any] = field(default_factory=list)  # for multimodal forwards
+    trajectories: list[Any] = field(default_factory=list)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # pixel_values, image_grid_thw, ...
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -61,6 +62,7 @@ class PolicyBatch:
             advantages=self.advantages.to(device),
             old_logp=mv(self.old_logp),
             ref_logp=mv(self.ref_logp),
+            model_kwargs={k: v.to(device) for k, v in self.model_kwargs.items()},
         )
 
 
@@ -89,8 +91,12 @@ def collate(
 
 
 def text_logits(model: Any, batch: PolicyBatch) -> torch.Tensor:
-    """Logits of a text-only causal LM for the whole padded batch ``[N, T, V]``."""
-    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    """Logits ``[N, T, V]`` of the padded batch (images through ``batch.model_kwargs``)."""
+    extra = dict(batch.model_kwargs)
+    if "pixel_values" in extra:
+        dtype = next(p for p in model.parameters()).dtype
+        extra["pixel_values"] = extra["pixel_values"].to(dtype)
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **extra).logits
 
 
 def forward_logprobs(
