@@ -90,11 +90,21 @@ def system_prompt(
     return "\n".join(lines)
 
 
-def user_prompt(question: str, n_images: int, choices: Sequence[str] | None = None) -> str:
-    """'Image 1: <image> Image 2: <image> ... question (options)'."""
+def user_prompt(
+    question: str,
+    n_images: int,
+    choices: Sequence[str] | None = None,
+    options_in_question: bool = False,
+) -> str:
+    """'Image 1: <image> Image 2: <image> ... question (options)'.
+
+    The options are not appended when `options_in_question` (a benchmark's published prompt
+    already lists them: `sample.meta["options_in_question"]`) or the question visibly does.
+    """
     parts = [f"Image {k}: {IMAGE_PLACEHOLDER}" for k in range(1, n_images + 1)]
     text = "\n".join(parts) + "\n" + question.strip()
-    if choices and not re.search(r"\(A\)|\bA[.)]\s", question):  # unless the question lists them
+    listed = options_in_question or re.search(r"\(A\)|\bA[.)]\s", question)
+    if choices and not listed:
         text += "\n" + "\n".join(f"{CHOICE_LETTERS[i]}. {c}" for i, c in enumerate(choices))
     return text
 
