@@ -233,3 +233,27 @@ def test_one_call_rollout_function(tiny):
     out = rollout(model, processor, [_sample(), _sample("Other?")], cfg, n=2)
     assert len(out) == 4 and out[0].token_ids == out[1].token_ids
     assert all(t.num_sampled_tokens == 4 or t.status == "ok" for t in out)
+
+
+def test_sampling_leaves_the_callers_rng_alone(tiny):
+    model, processor = tiny
+    cfg = AgentConfig(max_new_tokens=3, max_turns=1)
+    engine = HFEngine(model, processor, temperature=1.0)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    Agent(processor, cfg, {}, engine).rollout([_sample()], 1, seed=5)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_load_weights_takes_new_tensors_and_refuses_unknown_ones(tiny):
+    import copy
+
+    model, processor = tiny
+    clone = copy.deepcopy(model)
+    engine = HFEngine(clone, processor)
+    name = "lm_head.weight"
+    engine.load_weights({name: torch.zeros_like(model.state_dict()[name])})
+    assert torch.count_nonzero(clone.state_dict()[name]) == 0
+    with pytest.raises(ValueError, match="unknown parameters"):
+        engine.load_weights({"no.such.weight": torch.zeros(1)})

@@ -190,3 +190,12 @@ def test_search_http_backend_against_a_local_server():
 
 def test_tokenize():
     assert tokenize("Red-fox, 2 dogs!") == ["red", "fox", "2", "dogs"]
+
+
+def test_a_failing_backend_is_an_error_result_not_a_crash():
+    class Broken:
+        def top(self, query, k):
+            raise RuntimeError("index corrupted")
+
+    res = Search(Broken())({"query": "whale"}, _ctx())
+    assert not res.ok and "RuntimeError: index corrupted" in res.text

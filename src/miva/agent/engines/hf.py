@@ -89,8 +89,10 @@ class HFEngine:
         self.stop_ids = stops
 
     def load_weights(self, state_dict: dict[str, Any]) -> None:
-        """Take the trainer's new weights (same architecture)."""
-        self.model.load_state_dict(state_dict, strict=False)
+        """Take the trainer's new weights (same architecture; a subset of tensors is fine)."""
+        result = self.model.load_state_dict(state_dict, strict=False)
+        if result.unexpected_keys:
+            raise ValueError(f"weights for unknown parameters: {result.unexpected_keys[:5]}")
 
     def generate(self, requests: list[GenRequest], seed: int) -> list[GenResult]:
         import torch
@@ -123,8 +125,10 @@ class HFEngine:
             eos_token_id=sorted(self.stop_ids),
             pad_token_id=self.pad_id,
         )
-        torch.manual_seed(seed)
-        with torch.no_grad():
+        # a private RNG stream: the caller's (trainer's) random state is left as it was
+        devices = [dev] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.manual_seed(seed)
             out = self.model.generate(
                 input_ids=ids.to(dev),
                 attention_mask=mask.to(dev),

@@ -3,12 +3,15 @@ argument validation that answers the model with a clear message instead of raisi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from PIL import Image
 
 from miva.agent.coords import Frame
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,6 +67,9 @@ class Tool:
             return self.run(arguments, ctx)
         except ToolArgumentError as exc:
             return ToolResult.error(f"{self.name}: {exc}")
+        except Exception as exc:  # a tool bug or odd input must not end the whole rollout
+            log.warning("tool %s failed on %r", self.name, arguments, exc_info=True)
+            return ToolResult.error(f"{self.name} failed: {type(exc).__name__}: {exc}")
 
     def run(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:  # pragma: no cover
         raise NotImplementedError
