@@ -257,3 +257,25 @@ def test_load_weights_takes_new_tensors_and_refuses_unknown_ones(tiny):
     assert torch.count_nonzero(clone.state_dict()[name]) == 0
     with pytest.raises(ValueError, match="unknown parameters"):
         engine.load_weights({"no.such.weight": torch.zeros(1)})
+
+
+def test_multi_token_stop_strings_end_the_turn(tiny):
+    """Real Qwen vocabularies spell </answer> with several tokens: generation stops on the string."""
+    model, processor = tiny
+    engine = HFEngine(model, processor, temperature=1.0)
+    close = processor.tokenizer.convert_tokens_to_ids("</answer>")
+    engine.stop_ids.discard(close)
+    engine.string_stops = ["</answer>"]
+
+    def boost(_m, _i, out):
+        out = out.clone()
+        out[..., close] += 1e4
+        return out
+
+    handle = model.lm_head.register_forward_hook(boost)
+    try:
+        cfg = AgentConfig(max_new_tokens=10, max_turns=1)
+        t = Agent(processor, cfg, {}, engine).rollout([_sample()], 1, seed=0)[0]
+    finally:
+        handle.remove()
+    assert t.num_sampled_tokens == 1 and t.turns[-1].text == "</answer>"

@@ -124,7 +124,10 @@ class HFEngine:
             top_k=0,
             eos_token_id=sorted(self.stop_ids),
             pad_token_id=self.pad_id,
+            stop_strings=list(self.string_stops) or None,
         )
+        if self.string_stops:  # stop strings that span several tokens need the tokenizer
+            kwargs["tokenizer"] = self.processor.tokenizer
         # a private RNG stream: the caller's (trainer's) random state is left as it was
         devices = [dev] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.no_grad():
