@@ -1,0 +1,140 @@
+"""`miva eval` with real rollouts of the tiny model (no recorded trajectories): a synth
+dataset with a baseline model, and MIG-Bench from its native layout. Also the eval-set
+digests and MLflow logging. Kept small: 2 items per set, 16 new tokens per turn."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from miva.cli import main
+from miva.config import load_config
+from miva.data.io import read_info
+from miva.eval.runner import benchmark_digest, regroup, split_digest
+from tests.eval.test_mig_bench import _folder as mig_folder
+
+FAST = ["--set", "agent.max_new_tokens=16", "--set", "agent.max_turns=2", "--max-items", "2"]
+STATUSES = {"ok", "truncated", "malformed", "tool_error", "max_turns", "image_budget"}
+
+
+@pytest.fixture(scope="module")
+def synth_dataset(tmp_path_factory):
+    from miva.data.synth import run_synth
+
+    cfg = load_config("tiny-cpu", ["data.n=30", "data.image_size=112", "data.workers=1"])
+    out = tmp_path_factory.mktemp("synth") / "ds"
+    run_synth(cfg.data, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory):
+    """A second tiny model: the same architecture from another seed (different weights)."""
+    from miva.agent.model import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("models") / "tiny-seed1", seed=1)
+
+
+def test_eval_dataset_with_baseline_writes_metrics_predictions_report(
+    synth_dataset, other_model, tmp_path, capsys
+):
+    out = tmp_path / "eval"
+    args = ["eval", "--model", "tiny-random", "--dataset", str(synth_dataset)]
+    args += ["--baseline", str(other_model), "--out", str(out), *FAST]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "eval/test/overall/accuracy = " in printed and "metrics.json" in printed
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    # the digest the registry compares: dataset digest + split + item cap
+    expected = split_digest(read_info(synth_dataset).digest, "test", 2)
+    assert metrics["eval/test/digest"] == expected
+    numbers = {k: v for k, v in metrics.items() if not k.endswith("/digest")}
+    assert all(isinstance(v, float) for v in numbers.values())
+    for prefix in ("eval", "baseline", "delta"):
+        assert f"{prefix}/test/overall/accuracy" in metrics
+    assert metrics["eval/test/overall/items"] == 2.0
+    # the tools of the config are listed even when a random model calls none
+    assert "eval/test/overall/tool_call_rate/zoom" in metrics
+    assert metrics["delta/test/overall/accuracy"] == pytest.approx(
+        metrics["eval/test/overall/accuracy"] - metrics["baseline/test/overall/accuracy"]
+    )
+
+    preds = pd.read_parquet(out / "predictions.parquet")
+    assert len(preds) == 4  # 2 items x 2 models
+    assert set(preds.model) == {"tiny-random", str(other_model)}
+    assert set(preds.status) <= STATUSES
+    assert (preds.num_tokens > 0).all() and (preds.num_turns >= 1).all()
+    main_rows = preds[preds.model == "tiny-random"].sort_values("sample_id")
+    base_rows = preds[preds.model == str(other_model)].sort_values("sample_id")
+    assert list(main_rows.sample_id) == list(base_rows.sample_id)  # the same items
+
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 3 + 4  # 3 plots + item images
+    assert "delta</b> = model" in page and expected in page and "baseline: " in page
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["_run"]["baseline"] == str(other_model)
+
+
+def test_eval_mig_bench_native_folder(tmp_path, capsys):
+    folder = mig_folder(tmp_path)
+    out = tmp_path / "eval"
+    args = ["eval", "--bench", "mig-bench", "--path", str(folder), "--out", str(out), *FAST]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "eval/mig-bench/overall/acc_iou50" in metrics
+    assert 0.0 <= metrics["eval/mig-bench/overall/acc_iou50"] <= 1.0
+    preds = pd.read_parquet(out / "predictions.parquet")
+    assert len(preds) == 2 and set(preds.set) == {"mig-bench"}
+    assert metrics["eval/mig-bench/digest"] == benchmark_digest("mig-bench", preds.sample_id)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mig-bench"]["items"] == 2
+
+
+def test_metrics_and_report_go_to_the_active_mlflow_run(tmp_path, monkeypatch):
+    """A real MLflow tracking store (SQLite file) and the scripted generator of
+    test_runner (no model): metrics with MLflow-safe names, the digest tag, the report."""
+    import mlflow
+
+    from miva.eval.runner import run_eval
+    from tests.eval.test_runner import _dataset, _factory, _policy
+
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    ds, _ = _dataset(tmp_path)
+    cfg = load_config("tiny-cpu", ["eval.greedy=false", "eval.pass_k=2"])
+    try:
+        with mlflow.start_run() as run:
+            result, _paths = run_eval(
+                cfg, "main", tmp_path / "out", dataset=str(ds), generate_factory=_factory(_policy)
+            )
+    finally:
+        mlflow.set_tracking_uri(None)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    logged = client.get_run(run.info.run_id)
+    assert logged.data.metrics["eval/test/overall/accuracy"] == 1.0
+    assert (
+        logged.data.metrics["eval/test/overall/pass_2"]
+        == result.metrics["eval/test/overall/pass@2"]
+    )
+    assert logged.data.tags["miva.eval/test/digest"] == result.digests["eval/test/digest"]
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "report")]
+    assert artifacts == ["report/report.html"]
+
+
+def test_regroup_is_sample_major():
+    # rollout order for 2 samples x 3: a0 a1 a2 b0 b1 b2
+    assert regroup(["a0", "a1", "a2", "b0", "b1", "b2"], 2, 3) == [
+        ["a0", "a1", "a2"],
+        ["b0", "b1", "b2"],
+    ]
+    with pytest.raises(RuntimeError, match="5 trajectories for 2 x 3"):
+        regroup(["a"] * 5, 2, 3)
+
+
+def test_digests_change_with_items_split_and_cap():
+    assert split_digest("d", "test", None) != split_digest("d", "test", 64)
+    assert split_digest("d", "test", 64) != split_digest("d", "val", 64)
+    assert split_digest("d", "test", 64) == split_digest("d", "test", 64)
+    assert benchmark_digest("b", ["x", "y"]) == benchmark_digest("b", ["y", "x"])  # order-free
+    assert benchmark_digest("b", ["x", "y"]) != benchmark_digest("b", ["x"])
