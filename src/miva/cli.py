@@ -14,7 +14,7 @@ from pathlib import Path
 
 from miva import __version__
 from miva.config import DEFAULT_PRESET, MivaConfig, describe, load_config
-from miva.errors import MivaError, NotBuiltError
+from miva.errors import MivaError
 
 Handler = Callable[[argparse.Namespace, MivaConfig], int | None]
 
@@ -199,10 +199,49 @@ def _add_sft(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="starting model (default: model.name_or_path)")
     p.add_argument("--dataset", help="training dataset (default: validated clean dataset)")
     p.add_argument("--out", help="output model folder (default: sft.output)")
+    p.add_argument("--steps", type=int, help="SFT steps (sft.steps)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+
+
+def _train_dataset(args: argparse.Namespace, cfg: MivaConfig) -> str:
+    return args.dataset or str(Path(cfg.validate_cfg.output) / "clean")
+
+
+def _tracked(args: argparse.Namespace, cfg: MivaConfig, stage: str, dataset: str):
+    """The registry's MLflow stage run (metrics, curves, dataset lineage), or nothing."""
+    import contextlib
+
+    if getattr(args, "no_tracking", False):
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def run():
+        from miva.registry.tracking import log_dataset, stage_run
+
+        with stage_run(cfg, stage) as active:
+            try:
+                log_dataset(dataset, context="train")
+            except MivaError as exc:
+                print(f"miva {stage}: warning: dataset lineage not logged ({exc})", file=sys.stderr)
+            yield active
+
+    return run()
 
 
 def _run_sft(args: argparse.Namespace, cfg: MivaConfig) -> int:
-    raise NotBuiltError("`miva sft` is not built yet (issue: GRPO trainer)")
+    from miva.rl.sft import run_sft
+
+    if args.steps is not None:
+        cfg.sft.steps = args.steps
+    dataset = _train_dataset(args, cfg)
+    out = args.out or cfg.sft.output
+    with _tracked(args, cfg, "sft", dataset):
+        res = run_sft(cfg, args.model or cfg.model.name_or_path, dataset, out)
+    print(
+        f"sft: {res.steps} steps on {res.gold} gold trajectories in {res.seconds:.0f} s, "
+        f"final loss {res.final_loss:.4f}; model saved to {res.output}"
+    )
+    return 0
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
@@ -214,10 +253,31 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint in --out"
     )
+    p.add_argument("--steps", type=int, help="GRPO steps (train.steps)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
 
 
 def _run_train(args: argparse.Namespace, cfg: MivaConfig) -> int:
-    raise NotBuiltError("`miva train` is not built yet (issue: GRPO trainer)")
+    from miva.rl.grpo import train
+
+    if args.steps is not None:
+        cfg.train.steps = args.steps
+    model = args.model
+    if model is None:
+        sft_out = cfg.sft.output
+        ran = sft_out.startswith("s3://") or (Path(sft_out) / "config.json").exists()
+        model = sft_out if cfg.sft.enabled and ran else cfg.model.name_or_path
+    dataset = _train_dataset(args, cfg)
+    out = args.out or cfg.train.output
+    with _tracked(args, cfg, "grpo", dataset):
+        res = train(cfg, model, dataset, out, resume=args.resume or cfg.train.resume)
+    last = res.history[-1] if res.history else {}
+    print(
+        f"grpo: {res.steps} steps from {model}; last reward {last.get('train/reward_mean', float('nan')):.3f}, "
+        f"accuracy {last.get('train/accuracy', float('nan')):.3f}, skipped {res.skipped_steps}; "
+        f"model saved to {res.output}" + (f"; curves {res.curve}" if res.curve else "")
+    )
+    return 0
 
 
 # ----------------------------------------------------------------------------- eval / bench
