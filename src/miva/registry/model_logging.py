@@ -1,12 +1,15 @@
-"""Log a `save_pretrained` model folder to MLflow as a pyfunc that generates answers.
+"""Log a `save_pretrained` model folder to MLflow as a pyfunc that answers with the agent.
 
 ``mlflow.pyfunc.load_model("models:/miva-agent@champion").predict(df)`` takes a DataFrame
 with a ``question`` column and an optional ``images`` column (each cell a list of images:
-PNG/JPEG bytes, base64 strings, file paths or PIL images) and returns one generated
-answer per row (the text inside ``<answer>…</answer>`` when the model wrote one, else the
-whole completion). The model folder travels as the pyfunc's ``model`` artifact and is
-loaded by miva's one loader (`miva.agent.model.load_model`); Qwen2.5-VL and Qwen2-VL
-checkpoints take the images, any other causal LM answers from the question alone.
+PNG/JPEG bytes, base64 strings, file paths or PIL images) and returns one answer per row.
+The model folder travels as the pyfunc's ``model`` artifact. Answers come from the agent
+runtime's own code path, the same one `miva eval` and training use: `miva.agent.model.
+load_model`, then `miva.agent.rollout.rollout` with greedy decoding (temperature 0) on
+`Sample`s built from the rows, multi-turn with the agent's tools. The returned text is the
+answer inside ``<answer>…</answer>`` (`rollout.parse_trajectory_answer` on a `text`
+answer); when the model wrote none, its last turn's text. Qwen2.5-VL and Qwen2-VL
+checkpoints only (what the agent runtime loads).
 """
 
 from __future__ import annotations
@@ -22,9 +25,7 @@ except ImportError:  # pragma: no cover
     PythonModel = object  # type: ignore[assignment,misc]
 
 ARTIFACT_KEY = "model"
-VLM_TYPES = {"qwen2_5_vl", "qwen2_vl"}
-IM_START, IM_END = "<|im_start|>", "<|im_end|>"
-VISION = ("<|vision_start|>", "<|image_pad|>", "<|vision_end|>")
+FAMILIES = {"qwen2_5_vl": "qwen2.5-vl", "qwen2_vl": "qwen2-vl"}
 
 
 def to_pil(item: Any):
@@ -44,71 +45,85 @@ def to_pil(item: Any):
     raise ValueError(f"cannot read an image from a {type(item).__name__}")
 
 
-class Generator:
-    """Greedy single-turn answers from a `save_pretrained` folder (miva's loader)."""
+def to_png(item: Any) -> bytes:
+    """One image cell -> PNG bytes (what `Sample.images` holds)."""
+    buf = io.BytesIO()
+    to_pil(item).save(buf, format="PNG")
+    return buf.getvalue()
 
-    def __init__(self, model_dir: str | Path, max_new_tokens: int = 32) -> None:
+
+def make_sample(question: str, images: list[Any] | None = None):
+    """A `Sample` for serving: the question and images; the answer is free text (unknown)."""
+    from miva.data.schema import Sample
+
+    return Sample(
+        task="serve",
+        images=[to_png(x) for x in images or []],
+        question=question,
+        answer_type="text",
+        answer="",
+        split="serve",
+        source="pyfunc",
+    )
+
+
+class Generator:
+    """Greedy multi-turn answers from a `save_pretrained` folder through the agent runtime."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        max_new_tokens: int | None = None,
+        agent_cfg: Any = None,
+        batch_size: int = 8,
+    ) -> None:
         from transformers import AutoConfig
 
-        self.max_new_tokens = max_new_tokens
+        from miva.agent.model import load_model
+        from miva.config import AgentConfig
+
         config = AutoConfig.from_pretrained(str(model_dir))
-        self.is_vlm = config.model_type in VLM_TYPES
-        if self.is_vlm:
-            from miva.agent.model import load_model
+        family = FAMILIES.get(config.model_type, "qwen2.5-vl")  # load_model rejects others
+        self.model, self.processor = load_model(str(model_dir), family=family)
+        agent_cfg = agent_cfg if agent_cfg is not None else AgentConfig()
+        self.agent_cfg = agent_cfg.model_copy(update={"temperature": 0.0})
+        if max_new_tokens:
+            self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
 
-            family = "qwen2-vl" if config.model_type == "qwen2_vl" else "qwen2.5-vl"
-            self.model, self.processor = load_model(str(model_dir), family=family)
-            self.tokenizer = self.processor.tokenizer
-        else:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+    @property
+    def max_new_tokens(self) -> int:
+        return int(self.agent_cfg.max_new_tokens)
 
-            self.model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-            self.processor = None
+    @max_new_tokens.setter
+    def max_new_tokens(self, value: int) -> None:
+        self.agent_cfg = self.agent_cfg.model_copy(update={"max_new_tokens": int(value)})
 
-    def _prompt(self, question: str, n_images: int) -> str:
-        from miva.agent.format import user_prompt
+    def answers(self, rows: list[tuple[str, list[Any] | None]]) -> list[str]:
+        """One answer per (question, images) row; rows go through the rollout in batches."""
+        from miva.agent.rollout import parse_trajectory_answer, rollout
 
-        return f"{IM_START}user\n{user_prompt(question, n_images)}{IM_END}\n{IM_START}assistant\n"
+        samples = [make_sample(q, imgs) for q, imgs in rows]
+        out: list[str] = []
+        for start in range(0, len(samples), self.batch_size):
+            batch = samples[start : start + self.batch_size]
+            trajs = rollout(self.model, self.processor, batch, self.agent_cfg, n=1, seed=0)
+            for sample, traj in zip(batch, trajs, strict=True):
+                parsed = parse_trajectory_answer(traj, sample)
+                out.append(parsed if parsed is not None else _last_text(traj, self.processor))
+        return out
 
     def answer(self, question: str, images: list[Any] | None = None) -> str:
-        import torch
+        return self.answers([(question, images)])[0]
 
-        from miva.agent.format import IMAGE_PLACEHOLDER, extract_answer
 
-        images = [to_pil(x) for x in (images or [])] if self.is_vlm else []
-        text = self._prompt(question, len(images))
-        kwargs: dict[str, Any] = {}
-        suppress: list[list[int]] = []
-        if images:
-            ip = self.processor.image_processor
-            out = ip(images=images, return_tensors="pt")
-            grids = out["image_grid_thw"]
-            merge = int(ip.merge_size) ** 2
-            for grid in grids:  # one placeholder run per image, in order
-                n = int(grid.prod()) // merge
-                text = text.replace(IMAGE_PLACEHOLDER, VISION[0] + VISION[1] * n + VISION[2], 1)
-            kwargs = {"pixel_values": out["pixel_values"], "image_grid_thw": grids}
-        if self.is_vlm:  # a random model can sample vision tokens: never let it
-            suppress = [[int(self.tokenizer.convert_tokens_to_ids(t))] for t in VISION]
-        ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
-        pad = self.tokenizer.pad_token_id
-        if pad is None:
-            pad = self.tokenizer.eos_token_id
-        with torch.no_grad():
-            gen = self.model.generate(
-                **ids,
-                **kwargs,
-                max_new_tokens=self.max_new_tokens,
-                do_sample=False,
-                pad_token_id=pad,
-                bad_words_ids=suppress or None,
-            )
-        completion = self.tokenizer.decode(
-            gen[0, ids["input_ids"].shape[1] :], skip_special_tokens=True
-        )
-        found = extract_answer(completion)
-        return found if found is not None else completion.strip()
+def _last_text(traj, processor) -> str:
+    """The last assistant turn without special tokens (when there is no <answer>)."""
+    texts = [t.text for t in traj.turns if t.role == "assistant"]
+    if not texts:
+        return ""
+    ids = processor.tokenizer.encode(texts[-1], add_special_tokens=False)
+    return processor.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
 
 class MivaAgentModel(PythonModel):
@@ -126,12 +141,11 @@ class MivaAgentModel(PythonModel):
             raise ValueError("model input needs a `question` column (and optionally `images`)")
         if params and params.get("max_new_tokens"):
             self.generator.max_new_tokens = int(params["max_new_tokens"])
-        out = []
+        rows = []
         for _, row in model_input.iterrows():
             images = row.get("images") if "images" in model_input.columns else None
-            images = list(images) if images is not None else []
-            out.append(self.generator.answer(str(row["question"]), images))
-        return out
+            rows.append((str(row["question"]), list(images) if images is not None else []))
+        return self.generator.answers(rows)
 
 
 def log_model(model_dir: str | Path, name: str = "model"):
