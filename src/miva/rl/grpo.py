@@ -334,7 +334,7 @@ class GRPOTrainer:
                 w = metrics["tokens"]
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + (v if k == "tokens" else v * w)
-                sums["loss"] = sums.get("loss", 0.0) + float(loss)
+                sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             grad_norms.append(self.engine.step())
         tokens = max(sums.pop("tokens", 0.0), 1.0)
         out = {f"train/{k}": v / tokens for k, v in sums.items() if k != "loss"}

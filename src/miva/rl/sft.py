@@ -215,7 +215,7 @@ def run_sft(
             continue
         engine.backward(loss)
         grad_norm = engine.step()
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
         if step % cfg.sft.log_every == 0 or step == cfg.sft.steps:
             dt = time.perf_counter() - t_step
             logger.log(
