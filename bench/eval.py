@@ -1,10 +1,11 @@
 """Evaluation throughput on this machine: items per second.
 
-Two rows: (1) the whole `miva eval` stage with the tiny model (rollouts + scoring + outputs),
-when the agent runtime's rollout loop is available; (2) scoring + outputs + HTML report alone,
-on recorded one-turn trajectories (what the stage costs beyond generation).
+Rows: (1) the whole `miva eval` stage with the tiny model: real greedy multi-turn rollouts
+(`miva.agent.rollout`, the tiny-cpu preset's agent settings) + scoring + outputs, with the
+model load timed apart; (2) scoring + outputs + HTML report alone, on recorded one-turn
+trajectories (what the stage costs beyond generation).
 
-    .venv/bin/python bench/eval.py --items 64
+    .venv/bin/python bench/eval.py --items 32
 """
 
 from __future__ import annotations
@@ -95,33 +96,61 @@ def _recorded(model, cfg, greedy):
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--items", type=int, default=64)
+    ap.add_argument("--items", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=16, help="eval.batch_size")
     args = ap.parse_args()
-    from miva.config import load_config
-    from miva.errors import MivaError
-    from miva.eval.runner import run_eval
+    import torch
 
-    cfg = load_config("tiny-cpu", [f"eval.max_items={args.items}"])
+    from miva.config import load_config
+    from miva.eval.runner import agent_generator, run_eval
+
+    cfg = load_config(
+        "tiny-cpu", [f"eval.max_items={args.items}", f"eval.batch_size={args.batch_size}"]
+    )
+    load_s: list[float] = []
+
+    def timed_agent(model, cfg, greedy):
+        t0 = time.perf_counter()
+        generate = agent_generator(model, cfg, greedy)
+        load_s.append(time.perf_counter() - t0)
+        return generate
+
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ds = _synthetic_dataset(Path(tmp) / "ds", args.items)
-        try:
-            t0 = time.perf_counter()
-            run_eval(cfg, "tiny-random", Path(tmp) / "out1", dataset=str(ds))
-            dt = time.perf_counter() - t0
-            rows.append(("tiny-random, greedy rollouts + scoring + outputs", args.items, dt))
-        except MivaError as exc:
-            print(f"(tiny-model row skipped: {exc})")
+        t0 = time.perf_counter()
+        result, _ = run_eval(
+            cfg, "tiny-random", Path(tmp) / "out1", dataset=str(ds), generate_factory=timed_agent
+        )
+        dt = time.perf_counter() - t0 - load_s[0]
+        turns = result.metrics["eval/test/overall/mean_turns"]
+        tokens = result.metrics["eval/test/overall/tokens_per_sample"]
+        rows.append(
+            (
+                f"tiny-random, greedy rollouts (mean {turns:.2f} turns, {tokens:.0f} sampled "
+                f"tokens/item) + scoring + outputs; model load {load_s[0]:.1f} s not counted",
+                args.items,
+                dt,
+            )
+        )
         t0 = time.perf_counter()
         run_eval(cfg, "recorded", Path(tmp) / "out2", dataset=str(ds), generate_factory=_recorded)
         dt = time.perf_counter() - t0
         rows.append(
             ("scoring + metrics + parquet + HTML report (recorded answers)", args.items, dt)
         )
+    a = cfg.agent
+    print(
+        f"torch threads {torch.get_num_threads()}, batch {args.batch_size}, agent "
+        f"max_turns {a.max_turns}, max_new_tokens {a.max_new_tokens}, tools {a.tools}, "
+        "3 images of 112x112 per item\n"
+    )
     print("| what | items | seconds | items/s |\n|---|---|---|---|")
     for what, n, dt in rows:
-        print(f"| {what} | {n} | {dt:.2f} | {n / dt:.1f} |")
-    print(f"\ncommand: .venv/bin/python bench/eval.py --items {args.items}")
+        print(f"| {what} | {n} | {dt:.2f} | {n / dt:.2f} |")
+    print(
+        f"\ncommand: .venv/bin/python bench/eval.py --items {args.items} --batch-size {args.batch_size}"
+    )
     return 0
 
 

@@ -335,6 +335,8 @@ def _run_eval(args: argparse.Namespace, cfg: MivaConfig) -> int:
             "invalid_rate",
         ):
             print(f"{name} = {result.metrics[name]:.4f}")
+    for name, digest in result.digests.items():
+        print(f"{name} = {digest}")
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
