@@ -39,9 +39,8 @@ setup: $(VENV)/.installed ## create .venv and install miva with its dev extras (
 system-deps: ## install system packages the integration tests need (PostgreSQL 15) when missing
 	@bash scripts/system-deps.sh
 
-run: setup ## run the whole local pipeline on the default preset (PRESET=tiny-cpu)
-	$(VENV)/bin/miva synth -c $(PRESET) $(ARGS)
-	$(VENV)/bin/miva validate -c $(PRESET) $(ARGS)
+run: setup ## run the whole local pipeline (kfp.local, all six stages) on PRESET=tiny-cpu, then print a summary
+	$(VENV)/bin/miva pipeline local -c $(PRESET) $(ARGS)
 
 test: setup system-deps ## run the test suite (not the slow tests) and the infra checks
 	$(PY) -m pytest -q -m "not slow and not gpu" $(ARGS)

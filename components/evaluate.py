@@ -21,7 +21,7 @@ def evaluate(
 
     clean = stage.clean_dataset(validated.path)
     args = ["--model", model.path, "--dataset", clean, "--out", results.path]
-    numbers = stage.run_stage(
+    stage.run_stage(
         "eval",
         preset,
         overrides,
@@ -29,8 +29,7 @@ def evaluate(
         run_id=kfp_run_id,
         task_name=kfp_task_name,
         datasets=[(clean, "eval")],
-        metrics=lambda: stage.eval_metrics(results.path),
-    )
-    for name, value in numbers.items():
+    )  # `miva eval` logs its metrics and report into the stage run run_stage opens
+    for name, value in stage.eval_metrics(results.path).items():
         metrics.log_metric(name, value)
     stage.html_report(results.path, report.path, title="Evaluation")

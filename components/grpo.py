@@ -51,8 +51,7 @@ def grpo(
             args,
             run_id=kfp_run_id,
             task_name=kfp_task_name,
-            datasets=[(clean, "train")],
-        )  # the trainer logs its per-step metrics to MLflow itself
+        )  # `miva train` opens its MLflow stage run: dataset lineage, per-step metrics, curves
     for name, value in stage.training_metrics(model.path).items():
         metrics.log_metric(name, value)
     stage.html_report(model.path, curve.path, title="GRPO training")

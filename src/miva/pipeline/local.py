@@ -59,6 +59,10 @@ def run_local(
         with pipeline_run(cfg), warnings.catch_warnings():
             # kfp.local warns that the stage images are not Python images: they are not used.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            # ... and that GPU requests do nothing here: on this machine they should not.
+            warnings.filterwarnings(
+                "ignore", message=".*have no effect in the current local runner.*"
+            )
             pipeline()
     except RuntimeError as exc:
         new = sorted(_run_dirs(root) - before)

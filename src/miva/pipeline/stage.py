@@ -104,7 +104,7 @@ def stage_argv(command: str, preset: str, overrides: str, args: list[str]) -> li
 
 # Stages whose CLI handler opens its own MLflow stage run (miva.registry.tracking.stage_run);
 # for the others run_stage opens it, so every stage has one run tagged with the KFP ids.
-OWN_MLFLOW_RUN = {"register"}
+OWN_MLFLOW_RUN = {"sft", "train", "register"}
 
 # CLI command -> the stage name MLflow runs use (DESIGN.md stage names).
 STAGE_NAMES = {"synth": "synthesize", "train": "grpo", "eval": "evaluate"}
