@@ -138,3 +138,13 @@ def test_digests_change_with_items_split_and_cap():
     assert split_digest("d", "test", 64) == split_digest("d", "test", 64)
     assert benchmark_digest("b", ["x", "y"]) == benchmark_digest("b", ["y", "x"])  # order-free
     assert benchmark_digest("b", ["x", "y"]) != benchmark_digest("b", ["x"])
+
+
+def test_report_puts_the_overall_bar_last():
+    from miva.eval.report import _overall_last
+
+    assert _overall_last({"region", "overall", "common_object"}) == [
+        "common_object",
+        "region",
+        "overall",
+    ]

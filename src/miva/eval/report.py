@@ -48,6 +48,11 @@ def _headline(result: EvalResult, set_name: str) -> str:
     return scorer.metric
 
 
+def _overall_last(tasks) -> list[str]:
+    """Task names sorted, with the `overall` aggregate as the last bar."""
+    return sorted(tasks, key=lambda t: (t == "overall", t))
+
+
 def task_bars(result: EvalResult, set_name: str) -> str | None:
     import matplotlib
 
@@ -56,7 +61,7 @@ def task_bars(result: EvalResult, set_name: str) -> str | None:
 
     metric = _headline(result, set_name)
     prefix = f"eval/{set_name}/"
-    tasks = sorted(
+    tasks = _overall_last(
         k[len(prefix) : -len(metric) - 1]
         for k in result.metrics
         if k.startswith(prefix) and k.endswith(f"/{metric}") and k.count("/") == 3
@@ -112,7 +117,7 @@ def tool_usage(result: EvalResult, set_name: str) -> str | None:
             rates[tool][task] = v
     if not rates:
         return None
-    tasks = sorted({t for r in rates.values() for t in r})
+    tasks = _overall_last({t for r in rates.values() for t in r})
     fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(tasks) + 2), 3.2))
     width = 0.8 / len(rates)
     for i, (tool, by_task) in enumerate(sorted(rates.items())):
