@@ -88,6 +88,13 @@ def test_stage_failure_stops_the_run_with_its_message(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_local_run_without_sft_takes_the_else_branch(tmp_path, monkeypatch):
+    summary = _run(tmp_path, monkeypatch, [*SMOKE, "sft.enabled=false"])
+    assert not summary.sft_ran and "sft         skipped" in summary.render()
+    assert summary.decision.startswith("registered ") and summary.eval_rows()
+
+
+@pytest.mark.slow
 def test_local_run_full_tiny_preset(tmp_path, monkeypatch):
     summary = _run(tmp_path, monkeypatch, [])
     _check_summary(summary, tmp_path)

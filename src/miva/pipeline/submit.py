@@ -197,10 +197,19 @@ def wait_for_run(
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """Print a status line whenever the run's state changes; raise unless it succeeds."""
+    import urllib3
+
     start = time.monotonic()
     last = None
     while True:
-        run = client.get_run(run_id)
+        try:
+            run = client.get_run(run_id)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _explain(exc, "the KFP API", f"reading run {run_id}") from None
+        except Exception as exc:
+            if type(exc).__name__ == "ApiException":
+                raise _explain(exc, "the KFP API", f"reading run {run_id}") from None
+            raise
         state = str(getattr(run, "state", None) or "PENDING").upper()
         if state != last:
             log(f"run {run_id}: {state} ({time.monotonic() - start:.0f}s)")
