@@ -1,7 +1,6 @@
 """Benchmarks whose published prompt lists the options: the agent's prompt must not list
 them a second time (`meta["options_in_question"]` -> `format.user_prompt`)."""
 
-import pytest
 
 from miva.agent.format import user_prompt
 from miva.data.schema import Sample
@@ -38,11 +37,6 @@ def test_blink_samples_carry_the_flag(tmp_path):
     assert all(s.meta.get("options_in_question") is True for s in converted.samples)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="miva.agent.rollout.Agent._start does not pass sample.meta['options_in_question'] "
-    "to format.user_prompt yet (agent runtime; one-line change there)",
-)
 def test_rollout_prompt_honours_the_flag():
     from miva.agent.engines.scripted import ScriptedEngine
     from miva.agent.model import load_processor

@@ -66,6 +66,7 @@ class Agent:
             sanitize(sample.question),
             len(encoded),
             [sanitize(c) for c in sample.choices or []] or None,
+            options_in_question=bool(sample.meta.get("options_in_question")),
         )
         st.turns += [Turn("system", system), Turn("user", user, len(encoded))]
         if not b.fits(encoded):
