@@ -129,7 +129,10 @@ class GRPOTrainer:
         resume: bool = False,
         progress: bool = True,
         stop_after: int | None = None,
+        samples: list[Any] | None = None,
+        policy: tuple[Any, Any] | None = None,
     ) -> None:
+        """`samples` and `policy` = (model, processor) may be given already loaded (benchmarks)."""
         from miva.agent.engines import make_engine
         from miva.agent.rollout import Agent
         from miva.agent.tools import build_tools
@@ -146,9 +149,11 @@ class GRPOTrainer:
         self.micro_size = self.batch_size // self.micro_batches
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        self.samples = load_training_samples(dataset, "train")
+        self.samples = samples if samples is not None else load_training_samples(dataset, "train")
         self.device = device_of(cfg)
-        model, self.processor = load_policy(model_path, cfg.model, self.device)
+        if policy is None:
+            policy = load_policy(model_path, cfg.model, self.device)
+        model, self.processor = policy
         self.pad_id = self.processor.tokenizer.pad_token_id
         self.ref_model = None
         if self.t.beta > 0:
