@@ -103,3 +103,17 @@ def test_training_metrics_take_the_last_step(tmp_path):
     (tmp_path / "sft_metrics.jsonl").write_text("\n".join(rows))
     (tmp_path / "config.json").write_text('{"hidden_size": 64}')  # not a metrics file
     assert stage.training_metrics(tmp_path) == {"step": 2.0, "sft/loss": 1.5, "sft/lr": 0.001}
+
+
+def test_a_crash_keeps_its_traceback_and_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv(stage.ERRORS_ENV, str(tmp_path))
+    # `config show` cannot write to a closed stdout: a bug-like crash, not a MivaError
+    import io
+    import sys
+
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stdout", closed)
+    with pytest.raises(ValueError, match="closed file"):
+        stage.run_stage("config", "tiny-cpu", "[]", [], task_name="evaluate")
+    assert "crashed: ValueError" in (tmp_path / "evaluate.error").read_text()

@@ -18,7 +18,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,8 @@ def stage_argv(command: str, preset: str, overrides: str, args: list[str]) -> li
 # for the others run_stage opens it, so every stage has one run tagged with the KFP ids.
 OWN_MLFLOW_RUN = {"sft", "train", "register"}
 
+STAGE_COMMANDS = {"synth", "validate", "sft", "train", "eval", "register"}
+
 # CLI command -> the stage name MLflow runs use (DESIGN.md stage names).
 STAGE_NAMES = {"synth": "synthesize", "train": "grpo", "eval": "evaluate"}
 
@@ -146,6 +148,9 @@ def run_stage(
     except MivaError as exc:
         _record(label, f"miva {command}: {exc}")
         raise StageError(f"{label}: miva {command}: {exc}") from None
+    except Exception as exc:  # a bug: keep the traceback, but name it for the local summary
+        _record(label, f"miva {command} crashed: {type(exc).__name__}: {exc}")
+        raise
 
 
 @contextmanager
@@ -157,9 +162,6 @@ def _stage_run(cfg: MivaConfig, command: str) -> Iterator[None]:
 
     with stage_run(cfg, STAGE_NAMES.get(command, command)):
         yield
-
-
-STAGE_COMMANDS = {"synth", "validate", "sft", "train", "eval", "register"}
 
 
 def _log_outputs(
@@ -246,10 +248,6 @@ def copy_first(folder: str | Path, patterns: tuple[str, ...], dest: str | Path) 
 def write_text(dest: str | Path, text: str) -> None:
     Path(dest).parent.mkdir(parents=True, exist_ok=True)
     Path(dest).write_text(text)
-
-
-def plan_dict(p: Plan) -> dict[str, Any]:
-    return asdict(p)
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
