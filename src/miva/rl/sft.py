@@ -39,14 +39,22 @@ def _zoom_turn(sample: Any, frames: Sequence[Any], family: str) -> str | None:
     return f"<think>Look at image {ev.image}.</think><tool_call>{call}</tool_call>"
 
 
+_STOP = {"a", "an", "the", "of", "in", "is", "at", "which", "one", "images", "image", "with", "and"}
+
+
 def _descriptions(sample: Any, max_words: int) -> list[str]:
+    """Per image, the caption clause that shares the most words with the question (the
+    object to look for), without its position: "Image 2: small blue triangle."."""
     caps = sample.meta.get("captions") if isinstance(sample.meta, dict) else None
     if not caps:
         return []
+    query = {w.strip("?.,:'").lower() for w in sample.question.split()} - _STOP
     out = []
     for k, cap in enumerate(caps, 1):
-        first = str(cap).split(",")[0].strip()
-        out.append(f"Image {k}: " + " ".join(first.split()[:max_words]) + ".")
+        clauses = [c.strip().split(" at ")[0] for c in str(cap).split(",") if c.strip()] or [""]
+        best = max(clauses, key=lambda c: len(query & {w.strip("'").lower() for w in c.split()}))
+        words = [w for w in best.split() if w.lower() not in ("a", "an")][:max_words]
+        out.append(f"Image {k}: " + " ".join(words) + ".")
     return out
 
 
