@@ -109,6 +109,7 @@ def main() -> None:
         "train.group_size=8",
         "train.micro_batch_size=32",
         "train.checkpoint_every=1000000",
+        "train.max_refill_rounds=1",
         "reward.weights={accuracy: 1.0, format: 0.1}",
     ]
     cfg = load_config("tiny-cpu", overrides)
