@@ -172,9 +172,14 @@ class GRPOTrainer:
             gradient_checkpointing=self.t.gradient_checkpointing,
             device=self.device,
         )
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if cfg.agent.engine == "vllm":
-            kwargs = {"model_path": model_path}
+            kwargs = {
+                "model_path": model_path,
+                "dtype": cfg.model.dtype,
+                "min_pixels": cfg.model.min_pixels,
+                "max_pixels": cfg.model.max_pixels,
+            }
         self.rollout_engine = make_engine(
             cfg.agent.engine, self.engine.module, self.processor, cfg.agent, **kwargs
         )
@@ -386,6 +391,7 @@ class GRPOTrainer:
                 except _NonFinite:
                     self.skipped += 1
                     _zero_grads(self.engine)
+                self._sync_rollout_weights()
             t_upd = time.perf_counter() - t1
             # logging
             dt = time.perf_counter() - t0
@@ -425,6 +431,12 @@ class GRPOTrainer:
         if bar is not None:
             bar.close()
         return self._finish()
+
+    def _sync_rollout_weights(self) -> None:
+        """A separate rollout engine (vLLM) gets the new weights after every update; the HF
+        engine samples from the training model itself and needs nothing."""
+        if self.cfg.agent.engine != "hf" and hasattr(self.rollout_engine, "load_weights"):
+            self.rollout_engine.load_weights(self.engine.full_state_dict())
 
     def _finish(self) -> TrainResult:
         from miva.agent.model import save_model

@@ -126,6 +126,12 @@ class DeepSpeedEngine:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def full_state_dict(self) -> dict[str, Any]:
+        """HF-named weights of the whole model; ZeRO-3 gathers its partitions first."""
+        if self.config["zero_optimization"]["stage"] == 3:
+            return self.engine._zero3_consolidated_16bit_state_dict()
+        return self.engine.module.state_dict()
+
     def save(self, folder: str) -> None:
         self.engine.save_checkpoint(folder, tag="engine")
 

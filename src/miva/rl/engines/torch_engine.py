@@ -70,6 +70,10 @@ class TorchEngine:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def full_state_dict(self) -> dict[str, Any]:
+        """HF-named weights of the whole model (what a rollout engine loads)."""
+        return self.model.state_dict()
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
