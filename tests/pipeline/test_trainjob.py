@@ -159,3 +159,52 @@ def test_multi_node_needs_s3_artifacts(cfg, tmp_path):
             dataset_uri=str(tmp_path / "clean"), out_uri=str(tmp_path / "model"),
             local_out=str(tmp_path / "model"), api=object(),
         )  # fmt: skip
+
+
+def test_train_distributed_submits_follows_and_copies_the_model(cfg, tmp_path, monkeypatch):
+    """The grpo component's multi-node path: TrainJob on a stand-in Kubernetes API, artifacts
+    on a real local S3 endpoint (moto server); the trained model lands in the local output."""
+    from tests.servers import MotoS3
+
+    s3 = MotoS3().start()
+    try:
+        for name, value in {
+            "AWS_ENDPOINT_URL_S3": s3.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        s3.create_bucket("runs")
+        # what the TrainJob's rank 0 would have written to the output URI
+        s3.client().put_object(Bucket="runs", Key="r/grpo/model/config.json", Body=b'{"a": 1}')
+        monkeypatch.setattr(cfg.pipeline, "trainjob_poll_s", 0.01)
+        with StandIn() as api_server:
+            api_server.route("POST", "/apis/", lambda r: (201, r.body))
+            api_server.route("GET", "/apis/", lambda r: (200, _status({"type": "Complete"})))
+            name = trainjob.train_distributed(
+                cfg,
+                preset="qwen2.5-vl-7b-gpu",
+                overrides='["pipeline.num_nodes=4"]',
+                image="reg.example/miva-gpu:t",
+                dataset_uri="s3://runs/r/validate/validated/clean",
+                out_uri="s3://runs/r/grpo/model",
+                local_out=str(tmp_path / "model"),
+                start_model_uri="s3://runs/r/sft/model",
+                run_id="run-9",
+                task_name="grpo",
+                api=_api(api_server.url),
+            )
+    finally:
+        s3.stop()
+    assert name == trainjob_name("run-9", "grpo")
+    body = api_server.requests[0].body
+    assert body["spec"]["trainer"]["args"][-2:] == ["--model", "s3://runs/r/sft/model"]
+    assert body["spec"]["trainer"]["args"][:5] == [
+        "train",
+        "-c",
+        "qwen2.5-vl-7b-gpu",
+        "--set",
+        "pipeline.num_nodes=4",
+    ]
+    assert (tmp_path / "model" / "config.json").read_text() == '{"a": 1}'
