@@ -27,7 +27,7 @@ def test_local_sqlite_default_with_parent_child_runs(local_cfg, tmp_path, monkey
 
     repo_cache = Path(__file__).resolve().parents[2] / ".miva" / "models"
     model = resolve("tiny-random", cache=repo_cache)  # built once, cached
-    assert tracking_uri(local_cfg) == "sqlite:///.miva/mlflow.db"
+    assert tracking_uri(local_cfg) == f"sqlite:///{tmp_path.resolve() / '.miva' / 'mlflow.db'}"
     monkeypatch.setenv("KFP_TASK_NAME", "evaluate-task")
     with pipeline_run(local_cfg) as parent:
         with stage_run(local_cfg, "evaluate") as run:

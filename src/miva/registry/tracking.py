@@ -47,7 +47,13 @@ class TrackingError(MivaError):
 
 
 def tracking_uri(cfg) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.registry.tracking_uri
+    """The configured URI, with a relative SQLite path made absolute: MLflow caches stores by
+    URI string, so a relative one would keep pointing at the first working directory."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.registry.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str(Path(uri[len(prefix) :]).resolve())
+    return uri
 
 
 def is_remote_uri(uri: str) -> bool:
