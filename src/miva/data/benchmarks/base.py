@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -126,6 +126,17 @@ class Benchmark(ABC):
             return None
         return typed if isinstance(typed, str) else format_answer(sample.answer_type, typed)
 
+    def test_sample(
+        self, native_id: str, meta: Mapping[str, Any] | None = None, **fields: Any
+    ) -> Sample:
+        """A test-split `Sample` from this benchmark; `meta` gains `benchmark` and `native_id`."""
+        return Sample(
+            split="test",
+            source=self.name,
+            meta={"benchmark": self.name, "native_id": native_id, **(meta or {})},
+            **fields,
+        )
+
     def describe(self) -> str:
         return (
             f"{self.name}: {self.title}\n  expects: {self.expects}\n  metric: overall/{self.metric}"
@@ -133,6 +144,30 @@ class Benchmark(ABC):
 
 
 # ---------------------------------------------------------------------------- shared helpers
+
+# What a malformed native item raises while it is turned into a Sample; it is then skipped.
+ITEM_ERRORS: tuple[type[Exception], ...] = (KeyError, ValueError, TypeError, FileNotFoundError)
+
+
+def convert_items(
+    items: Iterable[tuple[Any, ...]],
+    make: Callable[..., Sample],
+    name: Callable[..., str],
+    limit: int | None = None,
+) -> Converted:
+    """`make(*item)` for each item until `limit` samples; an item that raises one of
+    `ITEM_ERRORS` becomes `Skipped(name(*item), reason)`. `items` is consumed lazily, so
+    files after the limit are never read."""
+    samples: list[Sample] = []
+    skipped: list[Skipped] = []
+    for item in items:
+        try:
+            samples.append(make(*item))
+        except ITEM_ERRORS as exc:
+            skipped.append(Skipped(name(*item), str(exc)))
+        if limit is not None and len(samples) >= limit:
+            break
+    return Converted(samples, skipped)
 
 
 def load_json(path: Path) -> Any:
@@ -148,6 +183,11 @@ def load_json(path: Path) -> Any:
             return [json.loads(ln) for ln in lines]
         except json.JSONDecodeError:
             raise DataError(f"{path}: not valid JSON or JSON lines ({exc})") from exc
+
+
+def with_id(entry: Any) -> str:
+    """' (id 7)' for an item with an `id`, to name it in a skip reason; '' otherwise."""
+    return f" (id {entry.get('id')})" if isinstance(entry, dict) else ""
 
 
 def expect_list(data: Any, path: Path, what: str) -> list[Any]:
@@ -201,7 +241,10 @@ def image_bytes(value: Any, what: str) -> bytes:
     raise ValueError(f"{what} is empty or not an image ({type(value).__name__})")
 
 
-def require(entry: Mapping[str, Any], keys: Sequence[str]) -> None:
+def require(entry: Any, keys: Sequence[str], what: str = "entry") -> None:
+    """TypeError unless `entry` is a JSON object; KeyError naming the keys missing or null."""
+    if not isinstance(entry, dict):
+        raise TypeError(f"{what} is a {type(entry).__name__}, not an object")
     missing = [k for k in keys if k not in entry or entry[k] is None]
     if missing:
         raise KeyError(f"missing field(s) {missing}")

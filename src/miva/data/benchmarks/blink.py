@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from miva.data.benchmarks.base import Converted, Skipped, image_bytes, letter_options, require
+from miva.data.benchmarks.base import Converted, convert_items, image_bytes, letter_options, require
 from miva.data.benchmarks.choice import ChoiceBenchmark, answer_letter
 from miva.data.benchmarks.parquet_util import find_parquet, iter_rows
 from miva.data.schema import Sample
@@ -30,18 +30,13 @@ class Blink(ChoiceBenchmark):
 
     def convert(self, folder: Path, limit: int | None = None) -> Converted:
         files = find_parquet(folder, "**/val-*.parquet", "BLINK's <Sub_Task>/val-*.parquet files")
-        samples: list[Sample] = []
-        skipped: list[Skipped] = []
-        for path in files:
-            for i, row in iter_rows(path, ["idx", "question", "choices", "answer", "image_1"]):
-                item = f"{path.relative_to(folder)}#{row.get('idx', i)}"
-                try:
-                    samples.append(self._sample(row, path))
-                except (KeyError, ValueError, TypeError) as exc:
-                    skipped.append(Skipped(item, str(exc)))
-                if limit is not None and len(samples) >= limit:
-                    return Converted(samples, skipped)
-        return Converted(samples, skipped)
+        columns = ["idx", "question", "choices", "answer", "image_1"]
+        return convert_items(
+            ((path, i, row) for path in files for i, row in iter_rows(path, columns)),
+            lambda path, _, row: self._sample(row, path),
+            lambda path, i, row: f"{path.relative_to(folder)}#{row.get('idx', i)}",
+            limit,
+        )
 
     def _sample(self, row: dict, path: Path) -> Sample:
         require(row, ["idx", "question", "choices", "answer"])
@@ -60,18 +55,11 @@ class Blink(ChoiceBenchmark):
         prompt = row.get("prompt") or (
             f"{row['question']}\nSelect from the following choices.\n{letter_options(choices)}"
         )
-        return Sample(
+        return self.choice_sample(
+            str(row["idx"]),
             task=task,
             images=images,
             question=str(prompt),
-            answer_type="choice",
             answer=letter,
             choices=choices,
-            split="test",
-            source=self.name,
-            meta={
-                "benchmark": self.name,
-                "options_in_question": True,
-                "native_id": str(row["idx"]),
-            },
         )

@@ -44,6 +44,29 @@ class ChoiceBenchmark(Benchmark):
     metric: ClassVar[str] = "accuracy"
     overall: ClassVar[str] = "micro"  # "micro": over items; "macro": mean of task means
 
+    def choice_sample(
+        self,
+        native_id: str,
+        *,
+        task: str,
+        images: list[bytes],
+        question: str,
+        answer: str,
+        choices: list[str],
+        **meta: Any,
+    ) -> Sample:
+        """A test `choice` sample whose question already lists the options."""
+        return self.test_sample(
+            native_id,
+            {"options_in_question": True, **meta},
+            task=task,
+            images=images,
+            question=question,
+            answer_type="choice",
+            answer=answer,
+            choices=choices,
+        )
+
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
         from miva.rl.rewards.accuracy import score_choice
 

@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from miva.data.benchmarks.base import Converted, ItemScore, Skipped, image_bytes, letter_options
+from miva.data.benchmarks.base import (
+    Converted,
+    ItemScore,
+    convert_items,
+    image_bytes,
+    letter_options,
+)
 from miva.data.benchmarks.choice import LETTER_INSTRUCTION, ChoiceBenchmark, answer_letter
 from miva.data.schema import Sample
 from miva.errors import DataError
@@ -31,31 +37,17 @@ class HrBench(ChoiceBenchmark):
     metric = "accuracy"
 
     def convert(self, folder: Path, limit: int | None = None) -> Converted:
-        import pandas as pd
-
         files = sorted(folder.glob("*.tsv")) if folder.is_dir() else []
         if not files:
             raise DataError(
                 f"{folder}: no *.tsv file; expected HR-Bench's hr_bench_4k.tsv / hr_bench_8k.tsv"
             )
-        samples: list[Sample] = []
-        skipped: list[Skipped] = []
-        for path in files:
-            try:
-                frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-            except Exception as exc:  # pandas raises several parser errors
-                raise DataError(f"{path}: cannot read as a tab-separated file ({exc})") from exc
-            missing = [c for c in COLUMNS if c not in frame.columns]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {missing}; expected columns {COLUMNS}")
-            for row in frame.to_dict(orient="records"):
-                try:
-                    samples.append(self._sample(row, path.stem))
-                except (KeyError, ValueError, TypeError) as exc:
-                    skipped.append(Skipped(f"{path.name}#{row.get('index')}", str(exc)))
-                if limit is not None and len(samples) >= limit:
-                    return Converted(samples, skipped)
-        return Converted(samples, skipped)
+        return convert_items(
+            ((path, row) for path in files for row in _tsv_rows(path)),
+            lambda path, row: self._sample(row, path.stem),
+            lambda path, row: f"{path.name}#{row.get('index')}",
+            limit,
+        )
 
     def _sample(self, row: dict, variant: str) -> Sample:
         choices = [str(row[c]) for c in "ABCD" if str(row.get(c, "")).strip()]
@@ -66,22 +58,15 @@ class HrBench(ChoiceBenchmark):
             raise ValueError("image is empty")
         image = image_bytes(str(row["image"]), "image")
         question = f"{row['question']}\n{letter_options(choices)}\n{LETTER_INSTRUCTION}"
-        return Sample(
+        return self.choice_sample(
+            str(row["index"]),
             task=variant,
             images=[image],
             question=question,
-            answer_type="choice",
             answer=letter,
             choices=choices,
-            split="test",
-            source=self.name,
-            meta={
-                "benchmark": self.name,
-                "options_in_question": True,
-                "native_id": str(row["index"]),
-                "category": str(row["category"]),
-                "cycle": str(row["cycle_category"]),
-            },
+            category=str(row["category"]),
+            cycle=str(row["cycle_category"]),
         )
 
     def aggregate(self, samples: Sequence[Sample], items: Sequence[ItemScore]) -> dict[str, float]:
@@ -102,3 +87,17 @@ class HrBench(ChoiceBenchmark):
         out["overall/invalid_rate"] = mean(0.0 if it.valid else 1.0 for it in items)
         out["overall/items"] = float(len(items))
         return out
+
+
+def _tsv_rows(path: Path) -> list[dict]:
+    """The rows of one HR-Bench TSV; a file that cannot be read or lacks columns is a DataError."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas raises several parser errors
+        raise DataError(f"{path}: cannot read as a tab-separated file ({exc})") from exc
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; expected columns {COLUMNS}")
+    return frame.to_dict(orient="records")

@@ -24,11 +24,12 @@ from miva.data.benchmarks.base import (
     Benchmark,
     Converted,
     ItemScore,
-    Skipped,
+    convert_items,
     expect_list,
     load_json,
     read_image_file,
     require,
+    with_id,
 )
 from miva.data.schema import Sample
 from miva.errors import DataError
@@ -82,41 +83,29 @@ class _Mat(Benchmark):
         if not path.is_file():
             raise DataError(f"{path}: missing; expected {self.file_name} in {folder}")
         entries = expect_list(load_json(path), path, f"{self.name} items")
-        samples: list[Sample] = []
-        skipped: list[Skipped] = []
-        for i, entry in enumerate(entries):
-            item = f"{self.file_name}[{i}]" + (
-                f" (id {entry.get('id')})" if isinstance(entry, dict) else ""
-            )
-            try:
-                samples.append(self._sample(entry, folder))
-            except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
-                skipped.append(Skipped(item, str(exc)))
-            if limit is not None and len(samples) >= limit:
-                break
-        return Converted(samples, skipped)
+        return convert_items(
+            enumerate(entries),
+            lambda _, entry: self._sample(entry, folder),
+            lambda i, entry: f"{self.file_name}[{i}]" + with_id(entry),
+            limit,
+        )
 
     def _sample(self, entry: Any, folder: Path) -> Sample:
-        if not isinstance(entry, dict):
-            raise TypeError(f"entry is a {type(entry).__name__}, not an object")
         require(entry, ["id", "question", self.answer_key, self.image_key])
         refs = references(entry[self.answer_key])
         split = _split_of(entry)
         kinds = entry.get("type")
-        return Sample(
+        return self.test_sample(
+            str(entry["id"]),
+            {
+                "references": refs,
+                "types": list(kinds) if isinstance(kinds, list) else ([kinds] if kinds else []),
+            },
             task=split,
             images=[read_image_file(folder, entry[self.image_key])],
             question=str(entry["question"]),
             answer_type="text",
             answer=refs if len(refs) > 1 else refs[0],
-            split="test",
-            source=self.name,
-            meta={
-                "benchmark": self.name,
-                "native_id": str(entry["id"]),
-                "references": refs,
-                "types": list(kinds) if isinstance(kinds, list) else ([kinds] if kinds else []),
-            },
         )
 
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:

@@ -28,10 +28,11 @@ from miva.data.benchmarks.base import (
     Benchmark,
     Converted,
     ItemScore,
-    Skipped,
+    convert_items,
     load_json,
     read_image_file,
     require,
+    with_id,
 )
 from miva.data.schema import Evidence, Sample, format_answer
 from miva.errors import DataError
@@ -99,24 +100,15 @@ class McBench(Benchmark):
         for ann in data["annotations"]:
             if isinstance(ann, dict):
                 boxes[(ann.get("image_id"), ann.get("text_id"))].append(ann.get("bbox"))
-        samples: list[Sample] = []
-        skipped: list[Skipped] = []
-        for i, desc in enumerate(data["descriptions"]):
-            item = f"descriptions[{i}]" + (
-                f" (id {desc.get('id')})" if isinstance(desc, dict) else ""
-            )
-            try:
-                samples.append(self._sample(desc, images, boxes, folder))
-            except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
-                skipped.append(Skipped(item, str(exc)))
-            if limit is not None and len(samples) >= limit:
-                break
-        return Converted(samples, skipped)
+        return convert_items(
+            enumerate(data["descriptions"]),
+            lambda _, desc: self._sample(desc, images, boxes, folder),
+            lambda i, desc: f"descriptions[{i}]" + with_id(desc),
+            limit,
+        )
 
     def _sample(self, desc: Any, images: dict, boxes: dict, folder: Path) -> Sample:
-        if not isinstance(desc, dict):
-            raise TypeError(f"description is a {type(desc).__name__}, not an object")
-        require(desc, ["id", "images_id", "text"])
+        require(desc, ["id", "images_id", "text"], "description")
         ids = list(desc["images_id"])
         if len(ids) != 2:
             raise ValueError(f"images_id {ids} does not name two images")
@@ -137,21 +129,15 @@ class McBench(Benchmark):
         if not positive and targets:
             raise ValueError("negative description (positive_sample false) with annotated boxes")
         answer = "; ".join(format_answer("image_bbox", t) for t in targets) if targets else "none"
-        return Sample(
+        return self.test_sample(
+            str(desc["id"]),
+            {"targets": targets, "positive": positive},
             task=str(desc.get("text_style") or "mc-bench"),
             images=blobs,
             question=f"{desc['text']}\n{INSTRUCTION}",
             answer_type="text",
             answer=answer,
             evidence=[Evidence(t["image"], tuple(t["bbox"])) for t in targets],  # type: ignore[arg-type]
-            split="test",
-            source=self.name,
-            meta={
-                "benchmark": self.name,
-                "native_id": str(desc["id"]),
-                "targets": targets,
-                "positive": positive,
-            },
         )
 
     def prediction_from_model(

@@ -29,7 +29,7 @@ from miva.data.benchmarks.base import (
     Benchmark,
     Converted,
     ItemScore,
-    Skipped,
+    convert_items,
     expect_list,
     image_size,
     load_json,
@@ -129,20 +129,14 @@ class MigBench(Benchmark):
         if not path.is_file():
             raise DataError(f"{path}: missing; expected MIG-Bench's MIG_data.json in {folder}")
         entries = expect_list(load_json(path), path, "MIG-Bench items")
-        samples: list[Sample] = []
-        skipped: list[Skipped] = []
-        for i, entry in enumerate(entries):
-            try:
-                samples.append(self._sample(entry, folder, i))
-            except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
-                skipped.append(Skipped(f"MIG_data.json[{i}]", str(exc)))
-            if limit is not None and len(samples) >= limit:
-                break
-        return Converted(samples, skipped)
+        return convert_items(
+            enumerate(entries),
+            lambda i, entry: self._sample(entry, folder, i),
+            lambda i, _: f"MIG_data.json[{i}]",
+            limit,
+        )
 
     def _sample(self, entry: Any, folder: Path, i: int) -> Sample:
-        if not isinstance(entry, dict):
-            raise TypeError(f"entry is a {type(entry).__name__}, not an object")
         require(entry, ["task", "images", "question", "answer"])
         paths = [str(p) for p in entry["images"]]
         if not paths:
@@ -165,21 +159,15 @@ class MigBench(Benchmark):
                 if grouped
                 else f" Answer with the box in image {k} as [x1, y1, x2, y2]."
             )
-        return Sample(
+        return self.test_sample(
+            f"MIG_data.json[{i}]",
+            {"target_image": k, "relative_box": list(rel)},
             task=task,
             images=images,
             question=question,
             answer_type=answer_type,
             answer=answer,
             evidence=[Evidence(k, tuple(box))],  # type: ignore[arg-type]
-            split="test",
-            source=self.name,
-            meta={
-                "benchmark": self.name,
-                "native_id": f"MIG_data.json[{i}]",
-                "target_image": k,
-                "relative_box": list(rel),
-            },
         )
 
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from miva.data.benchmarks.base import (
     Converted,
-    Skipped,
+    convert_items,
     expect_list,
     load_json,
     read_image_file,
@@ -51,20 +51,14 @@ class Mmiu(ChoiceBenchmark):
                 )
             path = found[0]
         entries = expect_list(load_json(path), path, "MMIU items")
-        samples: list[Sample] = []
-        skipped: list[Skipped] = []
-        for i, entry in enumerate(entries):
-            try:
-                samples.append(self._sample(entry, folder, i))
-            except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
-                skipped.append(Skipped(f"{path.name}[{i}]", str(exc)))
-            if limit is not None and len(samples) >= limit:
-                break
-        return Converted(samples, skipped)
+        return convert_items(
+            enumerate(entries),
+            lambda i, entry: self._sample(entry, folder, i),
+            lambda i, _: f"{path.name}[{i}]",
+            limit,
+        )
 
     def _sample(self, entry: dict, folder: Path, i: int) -> Sample:
-        if not isinstance(entry, dict):
-            raise TypeError(f"entry is a {type(entry).__name__}, not an object")
         require(entry, FIELDS)
         images = [read_image_file(folder, p) for p in entry["input_image_path"]]
         if not images:
@@ -76,18 +70,11 @@ class Mmiu(ChoiceBenchmark):
         letter = answer_letter(entry["output"], len(choices))
         context = str(entry.get("context") or "")
         question = f"{entry['question']}\n{context}\n{options_text}\n{LETTER_INSTRUCTION}"
-        return Sample(
+        return self.choice_sample(
+            f"{entry['task']}#{i}",
             task=str(entry["task"]),
             images=images,
             question=question.replace("\n\n", "\n"),
-            answer_type="choice",
             answer=letter,
             choices=choices,
-            split="test",
-            source=self.name,
-            meta={
-                "benchmark": self.name,
-                "options_in_question": True,
-                "native_id": f"{entry['task']}#{i}",
-            },
         )

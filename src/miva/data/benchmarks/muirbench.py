@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from miva.data.benchmarks.base import Converted, Skipped, image_bytes, letter_options, require
+from miva.data.benchmarks.base import Converted, convert_items, image_bytes, letter_options, require
 from miva.data.benchmarks.choice import LETTER_INSTRUCTION, ChoiceBenchmark, answer_letter
 from miva.data.benchmarks.parquet_util import find_parquet, iter_rows
 from miva.data.schema import Sample
@@ -32,17 +32,12 @@ class MuirBench(ChoiceBenchmark):
             files = find_parquet(folder, "**/test-*.parquet", "MuirBench test-*.parquet")
         except Exception:
             files = find_parquet(folder, "**/*.parquet", "MuirBench parquet files")
-        samples: list[Sample] = []
-        skipped: list[Skipped] = []
-        for path in files:
-            for i, row in iter_rows(path, COLUMNS):
-                try:
-                    samples.append(self._sample(row))
-                except (KeyError, ValueError, TypeError) as exc:
-                    skipped.append(Skipped(f"{path.name}#{row.get('idx', i)}", str(exc)))
-                if limit is not None and len(samples) >= limit:
-                    return Converted(samples, skipped)
-        return Converted(samples, skipped)
+        return convert_items(
+            ((path, i, row) for path in files for i, row in iter_rows(path, COLUMNS)),
+            lambda _, __, row: self._sample(row),
+            lambda path, i, row: f"{path.name}#{row.get('idx', i)}",
+            limit,
+        )
 
     def _sample(self, row: dict) -> Sample:
         require(row, COLUMNS)
@@ -52,20 +47,13 @@ class MuirBench(ChoiceBenchmark):
         choices = [str(o) for o in row["options"]]
         letter = answer_letter(row["answer"], len(choices))
         question = f"{row['question']}\n{letter_options(choices)}\n{LETTER_INSTRUCTION}"
-        return Sample(
+        return self.choice_sample(
+            str(row["idx"]),
             task=str(row["task"]),
             images=images,
             question=question,
-            answer_type="choice",
             answer=letter,
             choices=choices,
-            split="test",
-            source=self.name,
-            meta={
-                "benchmark": self.name,
-                "options_in_question": True,
-                "native_id": str(row["idx"]),
-                "image_relation": row.get("image_relation"),
-                "image_type": row.get("image_type"),
-            },
+            image_relation=row.get("image_relation"),
+            image_type=row.get("image_type"),
         )

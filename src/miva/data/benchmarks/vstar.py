@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from miva.data.benchmarks.base import Converted, Skipped, load_json, read_image_file, require
+from miva.data.benchmarks.base import Converted, convert_items, load_json, read_image_file, require
 from miva.data.benchmarks.choice import ChoiceBenchmark, answer_letter, split_inline_options
 from miva.data.schema import CHOICE_LETTERS, Sample
 from miva.errors import DataError
@@ -33,22 +33,17 @@ class VStar(ChoiceBenchmark):
         entries = load_json(path)
         if isinstance(entries, dict):
             entries = [entries]
-        samples: list[Sample] = []
-        skipped: list[Skipped] = []
-        for i, entry in enumerate(entries):
-            try:
-                samples.append(self._sample(entry, folder))
-            except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
-                qid = entry.get("question_id", i) if isinstance(entry, dict) else i
-                skipped.append(Skipped(f"{path.name}#{qid}", str(exc)))
-            if limit is not None and len(samples) >= limit:
-                break
-        return Converted(samples, skipped)
+        return convert_items(
+            enumerate(entries),
+            lambda _, entry: self._sample(entry, folder),
+            lambda i, entry: (
+                f"{path.name}#{entry.get('question_id', i) if isinstance(entry, dict) else i}"
+            ),
+            limit,
+        )
 
     def _sample(self, entry: dict, folder: Path) -> Sample:
-        if not isinstance(entry, dict):
-            raise TypeError(f"line is a {type(entry).__name__}, not an object")
-        require(entry, ["question_id", "image", "text", "label"])
+        require(entry, ["question_id", "image", "text", "label"], "line")
         text = str(entry["text"])
         choices = split_inline_options(text)
         if not choices:
@@ -61,18 +56,11 @@ class VStar(ChoiceBenchmark):
         else:
             letter = answer_letter(label, len(choices))
         category = str(entry.get("category") or Path(str(entry["image"])).parent.name or "vstar")
-        return Sample(
+        return self.choice_sample(
+            str(entry["question_id"]),
             task=category,
             images=[read_image_file(folder, entry["image"])],
             question=text,
-            answer_type="choice",
             answer=letter,
             choices=choices,
-            split="test",
-            source=self.name,
-            meta={
-                "benchmark": self.name,
-                "options_in_question": True,
-                "native_id": str(entry["question_id"]),
-            },
         )
