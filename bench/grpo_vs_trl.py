@@ -6,6 +6,9 @@ of even token ids in the completion), single turn, fp32 on CPU, one optimizer up
 step (mu = 1, no KL). The first step of each trainer is warm-up and not counted.
 
     .venv/bin/python bench/grpo_vs_trl.py [--steps 6] [--prompts 4] [--group 8] [--tokens 32]
+
+Wall time on a shared machine is only as good as its neighbours are quiet, so the table
+also gives the CPU time of the process per step (one torch thread by default).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def even_share(ids) -> float:
     return sum(1 for i in ids if i % 2 == 0) / max(len(ids), 1)
 
 
-def miva_steps(cfg, model, processor, samples, steps: int) -> list[float]:
+def miva_steps(cfg, model, processor, samples, steps: int) -> tuple[list[float], list[float]]:
     from miva.rl import grpo
     from miva.rl.rewards.registry import REWARDS
 
@@ -42,23 +45,37 @@ def miva_steps(cfg, model, processor, samples, steps: int) -> list[float]:
         trainer = grpo.GRPOTrainer(
             cfg, "bench", "bench", out, progress=False, samples=samples, policy=(model, processor)
         )
+        cpu: list[float] = []
+        real_log = trainer.logger.log
+        last = [time.process_time()]
+
+        def log(step, metrics):  # the end of a step: CPU seconds since the previous one
+            now = time.process_time()
+            cpu.append(now - last[0])
+            last[0] = now
+            return real_log(step, metrics)
+
+        trainer.logger.log = log
+        last[0] = time.process_time()
         res = trainer.run()
-    return [row["perf/step_time_s"] for row in res.history]
+    return [row["perf/step_time_s"] for row in res.history], cpu
 
 
-def trl_steps(model, tokenizer, prompts, args_ns, steps: int) -> list[float]:
+def trl_steps(model, tokenizer, prompts, args_ns, steps: int) -> tuple[list[float], list[float]]:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     times: list[float] = []
+    cpu: list[float] = []
 
     class Clock(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
-            self.t0 = time.perf_counter()
+            self.t0, self.c0 = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kw):
             times.append(time.perf_counter() - self.t0)
+            cpu.append(time.process_time() - self.c0)
 
     def reward(completions, completion_ids, **kw):
         return [even_share(ids) for ids in completion_ids]
@@ -92,7 +109,7 @@ def trl_steps(model, tokenizer, prompts, args_ns, steps: int) -> list[float]:
             callbacks=[Clock()],
         )
         trainer.train()
-    return times
+    return times, cpu
 
 
 def main() -> None:
@@ -101,8 +118,9 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for both trainers")
     a = ap.parse_args()
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    torch.set_num_threads(a.threads)
 
     from miva.agent.model import load_model
     from miva.config import load_config
@@ -145,18 +163,23 @@ def main() -> None:
         b.start(system_prompt([], "text", processor.family), user_prompt(q, 0), [])
         prompts.append(processor.tokenizer.decode(b.token_ids))
 
-    ours = miva_steps(cfg, copy.deepcopy(base).train(), processor, samples, a.steps)
-    theirs = trl_steps(copy.deepcopy(base).train(), processor.tokenizer, prompts, a, a.steps)
-    m_ours, m_theirs = statistics.median(ours[1:]), statistics.median(theirs[1:])
+    ap_threads = a.threads
+    ours, ours_cpu = miva_steps(cfg, copy.deepcopy(base).train(), processor, samples, a.steps)
+    theirs, theirs_cpu = trl_steps(
+        copy.deepcopy(base).train(), processor.tokenizer, prompts, a, a.steps
+    )
+    med = statistics.median
+    w_ours, w_theirs = med(ours[1:]), med(theirs[1:])
+    c_ours, c_theirs = med(ours_cpu[1:]), med(theirs_cpu[1:])
     print(
         f"\n{a.prompts} prompts x {a.group} samples x {a.tokens} tokens, {a.steps} steps "
-        f"(first is warm-up), torch threads {torch.get_num_threads()}\n"
+        f"(first is warm-up), torch threads {ap_threads}\n"
     )
-    print("| trainer | median s/step | steps timed |")
-    print("|---|---|---|")
-    print(f"| MIVA GRPOTrainer | {m_ours:.3f} | {len(ours) - 1} |")
-    print(f"| TRL GRPOTrainer 1.16 | {m_theirs:.3f} | {len(theirs) - 1} |")
-    print(f"\nratio MIVA / TRL = {m_ours / m_theirs:.2f}")
+    print("| trainer | median wall s/step | median CPU s/step | steps timed |")
+    print("|---|---|---|---|")
+    print(f"| MIVA GRPOTrainer | {w_ours:.3f} | {c_ours:.3f} | {len(ours) - 1} |")
+    print(f"| TRL GRPOTrainer 1.16 | {w_theirs:.3f} | {c_theirs:.3f} | {len(theirs) - 1} |")
+    print(f"\nratio MIVA / TRL: wall {w_ours / w_theirs:.2f}, CPU {c_ours / c_theirs:.2f}")
     print("\ncommand: .venv/bin/python bench/grpo_vs_trl.py " + " ".join(sys.argv[1:]))
 
 

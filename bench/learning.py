@@ -76,7 +76,12 @@ def main() -> None:
         "--eval-every", type=int, default=0, help="GRPO steps between held-out evals (0: end only)"
     )
     ap.add_argument("--out", default=".miva/bench/learning")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     a = ap.parse_args()
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
 
     from miva.agent.model import load_model
     from miva.config import load_config
