@@ -175,6 +175,20 @@ def _number_options(rng: random.Random, value: int) -> list[str]:
     return [str(v) for v in [value, *rng.sample(pool, 3)]]
 
 
+def _one_holder(d: SceneDesigner, n: int, misses_with_target: bool) -> tuple[Scene, Descriptor]:
+    """n images where exactly one holds the fine target, plus 1-2 near misses in the other
+    images (in any image, the target's included, when `misses_with_target`)."""
+    rng = d.rng
+    scene, _ = d.random_scene(n)
+    desc, attrs = _fine_target(d, scene)
+    t = rng.randint(1, n)
+    target = d.add(scene.images[t - 1], attrs)
+    d.exclude(scene, desc, keep=[target])
+    images = [k for k in range(1, n + 1) if misses_with_target or k != t] or [t]
+    _near_misses(d, scene, desc, images, rng.randint(1, 2))
+    return scene, desc
+
+
 # ------------------------------------------------------------------------ writers
 
 
@@ -198,15 +212,9 @@ def write_counting(d: SceneDesigner, n: int, mc: bool) -> Item:
 
 
 def write_selection(d: SceneDesigner, n: int, mc: bool) -> Item:
-    rng = d.rng
-    scene, _ = d.random_scene(n)
-    desc, attrs = _fine_target(d, scene)
-    t = rng.randint(1, n)
-    target = d.add(scene.images[t - 1], attrs)
-    d.exclude(scene, desc, keep=[target])
-    _near_misses(d, scene, desc, [k for k in range(1, n + 1) if k != t] or [t], rng.randint(1, 2))
+    scene, desc = _one_holder(d, n, misses_with_target=False)
     query = {"task": "selection", "target": desc}
-    tid, stem = _phrase(rng, "selection", desc=describe(desc), n=n)
+    tid, stem = _phrase(d.rng, "selection", desc=describe(desc), n=n)
     return Item("selection", scene, query, "image_index", tid, stem)
 
 
@@ -289,15 +297,9 @@ def write_grounding(d: SceneDesigner, n: int, mc: bool) -> Item:
 
 
 def write_group_grounding(d: SceneDesigner, n: int, mc: bool) -> Item:
-    rng = d.rng
-    scene, _ = d.random_scene(n)
-    desc, attrs = _fine_target(d, scene)
-    t = rng.randint(1, n)
-    target = d.add(scene.images[t - 1], attrs)
-    d.exclude(scene, desc, keep=[target])
-    _near_misses(d, scene, desc, list(range(1, n + 1)), rng.randint(1, 2))
+    scene, desc = _one_holder(d, n, misses_with_target=True)
     query = {"task": "group_grounding", "target": desc}
-    tid, stem = _phrase(rng, "group_grounding", desc=describe(desc), n=n)
+    tid, stem = _phrase(d.rng, "group_grounding", desc=describe(desc), n=n)
     return Item("group_grounding", scene, query, "image_bbox", tid, stem)
 
 
