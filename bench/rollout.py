@@ -124,20 +124,11 @@ def build_random_3b(folder: Path, device: str):
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     from miva.agent.model import build_tiny, load_processor
+    from miva.agent.tokenizer import QWEN_SPECIAL_TOKENS
 
     tiny = build_tiny(folder.parent / "tiny-for-3b")
     proc = load_processor(tiny)
-    special = {
-        t: proc.token_id(t)
-        for t in (
-            "<|endoftext|>",
-            "<|im_end|>",
-            "<|image_pad|>",
-            "<|video_pad|>",
-            "<|vision_start|>",
-            "<|vision_end|>",
-        )
-    }
+    special = {t: proc.token_id(t) for t in QWEN_SPECIAL_TOKENS}
     text = dict(
         QWEN25_VL_3B["text"],
         vocab_size=151936,
