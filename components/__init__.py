@@ -2,8 +2,9 @@
 
 The images carry `miva` and `kfp` installed (images/), so components install nothing at
 run time (`install_kfp_package=False`, no `packages_to_install`). Every component takes
-the run's config as `preset` + `overrides` (a JSON list of `key.path=value` strings) and
-the KFP run id / task name, which `miva.pipeline.stage.run_stage` hands to MLflow.
+the run's config as `preset` + `overrides` (a JSON list of `key.path=value` strings). The
+KFP run id and task name arrive as `$KFP_RUN_ID` / `$KFP_TASK_NAME` (set by the DAG, not
+passed as inputs, so they stay out of the cache keys) and tag each stage's MLflow run.
 """
 
 from components.configure import configure

@@ -9,8 +9,6 @@ from components._base import stage_component
 def evaluate(
     preset: str,
     overrides: str,
-    kfp_run_id: str,
-    kfp_task_name: str,
     validated: Input[Dataset],
     model: Input[Model],
     results: Output[Artifact],
@@ -26,8 +24,6 @@ def evaluate(
         preset,
         overrides,
         [*args, *stage.baseline_args(preset, overrides)],
-        run_id=kfp_run_id,
-        task_name=kfp_task_name,
         datasets=[(clean, "eval")],
     )  # `miva eval` logs its metrics and report into the stage run run_stage opens
     for name, value in stage.eval_metrics(results.path).items():

@@ -11,8 +11,6 @@ from components._base import stage_component
 def grpo(
     preset: str,
     overrides: str,
-    kfp_run_id: str,
-    kfp_task_name: str,
     train_image: str,
     validated: Input[Dataset],
     model: Output[Model],
@@ -36,8 +34,6 @@ def grpo(
             start_model_uri=start_model.uri if start_model is not None else None,
             out_uri=model.uri,
             local_out=model.path,
-            run_id=kfp_run_id,
-            task_name=kfp_task_name,
         )
     else:
         clean = stage.clean_dataset(validated.path)
@@ -49,8 +45,6 @@ def grpo(
             preset,
             overrides,
             args,
-            run_id=kfp_run_id,
-            task_name=kfp_task_name,
         )  # `miva train` opens its MLflow stage run: dataset lineage, per-step metrics, curves
     for name, value in stage.training_metrics(model.path).items():
         metrics.log_metric(name, value)

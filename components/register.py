@@ -9,8 +9,6 @@ from components._base import stage_component
 def register(
     preset: str,
     overrides: str,
-    kfp_run_id: str,
-    kfp_task_name: str,
     validated: Input[Dataset],
     model: Input[Model],
     results: Input[Artifact],
@@ -21,8 +19,6 @@ def register(
     args = ["--model", model.path, "--metrics", stage.eval_metrics_file(results.path)]
     args += ["--dataset", stage.clean_dataset(validated.path), "--report", results.path]
     with stage.capture_stdout() as out:
-        stage.run_stage(
-            "register", preset, overrides, args, run_id=kfp_run_id, task_name=kfp_task_name
-        )
+        stage.run_stage("register", preset, overrides, args)
     stage.registry_decision(out.getvalue(), decision.path)
     stage.end_pipeline_run(preset, overrides)

@@ -9,8 +9,6 @@ from components._base import stage_component
 def sft(
     preset: str,
     overrides: str,
-    kfp_run_id: str,
-    kfp_task_name: str,
     validated: Input[Dataset],
     model: Output[Model],
     metrics: Output[Metrics],
@@ -23,8 +21,6 @@ def sft(
         preset,
         overrides,
         ["--dataset", clean, "--out", model.path],
-        run_id=kfp_run_id,
-        task_name=kfp_task_name,
     )  # `miva sft` opens its MLflow stage run: dataset lineage, per-step metrics, curves
     for name, value in stage.training_metrics(model.path).items():
         metrics.log_metric(name, value)

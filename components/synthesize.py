@@ -9,8 +9,6 @@ from components._base import stage_component
 def synthesize(
     preset: str,
     overrides: str,
-    kfp_run_id: str,
-    kfp_task_name: str,
     dataset: Output[Dataset],
     card: Output[Markdown],
 ):
@@ -21,8 +19,6 @@ def synthesize(
         preset,
         overrides,
         ["--out", dataset.path],
-        run_id=kfp_run_id,
-        task_name=kfp_task_name,
         datasets=[(dataset.path, "generated")],
     )
     dataset.metadata.update(stage.dataset_metadata(dataset.path))

@@ -9,8 +9,6 @@ from components._base import stage_component
 def validate(
     preset: str,
     overrides: str,
-    kfp_run_id: str,
-    kfp_task_name: str,
     dataset: Input[Dataset],
     validated: Output[Dataset],
     report: Output[HTML],
@@ -23,8 +21,6 @@ def validate(
         preset,
         overrides,
         [dataset.path, "--out", validated.path],
-        run_id=kfp_run_id,
-        task_name=kfp_task_name,
         datasets=[(dataset.path, "validation")],
         metrics=lambda: stage.validation_metrics(validated.path),
     )

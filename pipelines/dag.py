@@ -21,16 +21,24 @@ from miva.pipeline.secrets import secret_env
 from miva.pipeline.stage import encode_overrides
 
 PIPELINE_NAME = "miva"
-RUN_ID = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-TASK_NAME = dsl.PIPELINE_TASK_NAME_PLACEHOLDER
+# The KFP backend labels every pod of a run with its run id; the stages read it from the
+# environment, so it never becomes a component input (inputs are the cache key).
+RUN_ID_FIELD = "metadata.labels['pipeline/runid']"
 
 
 def build_pipeline(cfg: MivaConfig, preset: str, overrides: list[str] | tuple[str, ...] = ()):
     """The pipeline function, with the parameter defaults and cluster settings of `cfg`."""
     p = cfg.pipeline
 
-    def on_cluster(task: dsl.PipelineTask, image, *, gpu: bool = False, network: bool = False):
-        """Image, secrets and (GPU stages) scheduling; kfp.local ignores all of it."""
+    def on_cluster(
+        task: dsl.PipelineTask, name: str, image, *, gpu: bool = False, network: bool = False
+    ):
+        """Name, KFP ids, image, secrets and (GPU stages) scheduling.
+
+        kfp.local keeps the name and `$KFP_TASK_NAME` and ignores the rest.
+        """
+        task.set_display_name(name).set_env_variable("KFP_TASK_NAME", name)
+        kubernetes.use_field_path_as_env(task, env_name="KFP_RUN_ID", field_path=RUN_ID_FIELD)
         task.set_container_image(image)
         for secret, keys, optional in secret_env(p):
             kubernetes.use_secret_as_env(
@@ -66,7 +74,6 @@ def build_pipeline(cfg: MivaConfig, preset: str, overrides: list[str] | tuple[st
         image_tag: str = p.image_tag,
     ):
         run = {"preset": preset, "overrides": overrides}
-        ids = {"kfp_run_id": RUN_ID, "kfp_task_name": TASK_NAME}
 
         plan = configure(
             preset=preset, overrides=overrides, image_registry=image_registry, image_tag=image_tag
@@ -75,34 +82,33 @@ def build_pipeline(cfg: MivaConfig, preset: str, overrides: list[str] | tuple[st
         plan.set_caching_options(False)
         base_image, gpu_image = plan.outputs["base_image"], plan.outputs["gpu_image"]
 
-        data = synthesize(**run, **ids).set_display_name("synthesize")
-        on_cluster(data, base_image, network=True).set_caching_options(p.caching)
+        data = on_cluster(synthesize(**run), "synthesize", base_image, network=True)
+        data.set_caching_options(p.caching)
 
-        gate = validate(**run, **ids, dataset=data.outputs["dataset"])
-        on_cluster(gate.set_display_name("validate"), base_image).set_caching_options(p.caching)
+        gate = on_cluster(validate(**run, dataset=data.outputs["dataset"]), "validate", base_image)
+        gate.set_caching_options(p.caching)
         validated = gate.outputs["validated"]
 
         def rl_evaluate_register(start_model=None):
             train_args = {"start_model": start_model} if start_model is not None else {}
-            trained = grpo(**run, **ids, train_image=gpu_image, validated=validated, **train_args)
-            trained.set_display_name("grpo").set_caching_options(False)
+            trained = grpo(**run, train_image=gpu_image, validated=validated, **train_args)
             if p.num_nodes > 1:  # the task only submits and follows a TrainJob
-                on_cluster(trained, base_image, network=True)
+                on_cluster(trained, "grpo", base_image, network=True)
             else:
-                on_cluster(trained, gpu_image, gpu=True)
+                on_cluster(trained, "grpo", gpu_image, gpu=True)
+            trained.set_caching_options(False)
             model = trained.outputs["model"]
-            scored = evaluate(**run, **ids, validated=validated, model=model)
-            scored.set_display_name("evaluate").set_caching_options(False)
-            on_cluster(scored, gpu_image, gpu=True, network=True)
+            scored = evaluate(**run, validated=validated, model=model)
+            on_cluster(scored, "evaluate", gpu_image, gpu=True, network=True)
+            scored.set_caching_options(False)
             shipped = register(
-                **run, **ids, validated=validated, model=model, results=scored.outputs["results"]
+                **run, validated=validated, model=model, results=scored.outputs["results"]
             )
-            shipped.set_display_name("register").set_caching_options(False)
-            on_cluster(shipped, base_image, network=True)
+            on_cluster(shipped, "register", base_image, network=True).set_caching_options(False)
 
         with dsl.If(plan.outputs["sft_enabled"] == True, name="with-sft"):  # noqa: E712
-            warm = sft(**run, **ids, validated=validated).set_display_name("sft")
-            on_cluster(warm.set_caching_options(False), gpu_image, gpu=True)
+            warm = on_cluster(sft(**run, validated=validated), "sft", gpu_image, gpu=True)
+            warm.set_caching_options(False)
             rl_evaluate_register(start_model=warm.outputs["model"])
         with dsl.Else(name="without-sft"):
             rl_evaluate_register()

@@ -128,14 +128,20 @@ def test_caching_on_data_stages_and_retries_on_network_stages(compiled):
         assert retries == (2 if stage in {"synthesize", "evaluate", "register"} else 0), name
 
 
-def test_every_stage_gets_the_kfp_run_id_and_task_name(compiled):
-    spec, _ = compiled
+def test_every_stage_gets_the_kfp_run_id_and_task_name_outside_its_cache_key(compiled):
+    spec, k8s = compiled
+    executors = spec["deploymentSpec"]["executors"]
+    run_id_env = {"name": "KFP_RUN_ID", "fieldPath": "metadata.labels['pipeline/runid']"}
     for _, name, task, label in _tasks(spec):
         if label is None or name == "configure":
             continue
+        env = {e["name"]: e["value"] for e in executors[label]["container"]["env"]}
+        assert env["KFP_TASK_NAME"] == _stage(name)
+        assert run_id_env in k8s[label]["fieldPathAsEnv"]
+        # run-specific values are not inputs, so a cached data stage hits across runs
         params = task["inputs"]["parameters"]
-        assert params["kfp_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
-        assert params["kfp_task_name"]["runtimeValue"]["constant"] == "{{$.pipeline_task_name}}"
+        assert {"preset", "overrides"} <= set(params)
+        assert not any("run_id" in p or "task_name" in p for p in params)
 
 
 def test_sft_sits_inside_the_if_and_grpo_starts_from_its_model(compiled):

@@ -38,27 +38,17 @@ def test_plan_fails_on_a_bad_key_naming_it():
         stage.plan("tiny-cpu", '["train.nope=1"]')
 
 
-def test_stage_env_skips_unresolved_placeholders():
-    assert stage.stage_env("abc-123", "grpo") == {"KFP_RUN_ID": "abc-123", "KFP_TASK_NAME": "grpo"}
-    assert stage.stage_env("{{$.pipeline_job_uuid}}", "") == {}
-
-
-def test_run_stage_runs_the_cli_handler_in_process(capsys, monkeypatch):
-    monkeypatch.delenv("KFP_RUN_ID", raising=False)
-    stage.run_stage(
-        "config", "tiny-cpu", '["train.lr=0.5"]', ["--json"], run_id="r-1", task_name="t"
-    )
+def test_run_stage_runs_the_cli_handler_in_process(capsys):
+    stage.run_stage("config", "tiny-cpu", '["train.lr=0.5"]', ["--json"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["train"]["lr"] == 0.5
-    import os
-
-    assert os.environ["KFP_RUN_ID"] == "r-1" and os.environ["KFP_TASK_NAME"] == "t"
 
 
 def test_run_stage_failure_carries_the_stage_message_and_records_it(tmp_path, monkeypatch):
     monkeypatch.setenv(stage.ERRORS_ENV, str(tmp_path))
+    monkeypatch.setenv("KFP_TASK_NAME", "validate")  # set on every task by the DAG
     with pytest.raises(StageError, match=r"(?s)validate: miva config: .*train.nope"):
-        stage.run_stage("config", "tiny-cpu", '["train.nope=1"]', [], task_name="validate")
+        stage.run_stage("config", "tiny-cpu", '["train.nope=1"]', [])
     assert "train.nope" in (tmp_path / "validate.error").read_text()
 
 
@@ -114,6 +104,7 @@ def test_a_crash_keeps_its_traceback_and_is_recorded(tmp_path, monkeypatch):
     closed = io.StringIO()
     closed.close()
     monkeypatch.setattr(sys, "stdout", closed)
+    monkeypatch.setenv("KFP_TASK_NAME", "evaluate")
     with pytest.raises(ValueError, match="closed file"):
-        stage.run_stage("config", "tiny-cpu", "[]", [], task_name="evaluate")
+        stage.run_stage("config", "tiny-cpu", "[]", [])
     assert "crashed: ValueError" in (tmp_path / "evaluate.error").read_text()

@@ -12,7 +12,9 @@ message, and the artifacts of the stages before it stay where they are.
 from __future__ import annotations
 
 import os
+import uuid
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 from miva.config import MivaConfig
@@ -52,11 +54,15 @@ def run_local(
     local.init(
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True
     )
-    saved = os.environ.get(ERRORS_ENV)
+    # On a cluster the pods get the run id from the backend; here every stage subprocess
+    # inherits this one (and the task name from the task's environment).
+    run_id = f"local-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    saved = {k: os.environ.get(k) for k in (ERRORS_ENV, "KFP_RUN_ID")}
     os.environ[ERRORS_ENV] = str(errors)
+    os.environ["KFP_RUN_ID"] = run_id
     try:
         # One MLflow parent run for the whole local run; each stage's run joins it.
-        with pipeline_run(cfg), warnings.catch_warnings():
+        with pipeline_run(cfg, run_id), warnings.catch_warnings():
             # kfp.local warns that the stage images are not Python images: they are not used.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             # ... and that GPU requests do nothing here: on this machine they should not.
@@ -75,11 +81,14 @@ def run_local(
             ) from None
         raise LocalRunError(f"the local pipeline failed: {exc}{where}") from None
     finally:
-        if saved is None:
-            os.environ.pop(ERRORS_ENV, None)
-        else:
-            os.environ[ERRORS_ENV] = saved
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     new = sorted(_run_dirs(root) - before, key=lambda p: p.stat().st_mtime)
     if not new:
         raise LocalRunError(f"the local pipeline finished but wrote no run folder under {root}")
-    return summarize(new[-1], mlflow_db=_mlflow_db(cfg))
+    summary = summarize(new[-1], mlflow_db=_mlflow_db(cfg))
+    summary.run_id = run_id
+    return summary

@@ -81,20 +81,6 @@ def plan(preset: str, overrides: str, image_registry: str = "", image_tag: str =
     )
 
 
-def _is_placeholder(value: str) -> bool:
-    return value.startswith("{{$") or not value
-
-
-def stage_env(run_id: str, task_name: str) -> dict[str, str]:
-    """Environment that ties the stage's MLflow run to the KFP run and task."""
-    env = {}
-    if not _is_placeholder(run_id):
-        env["KFP_RUN_ID"] = run_id
-    if not _is_placeholder(task_name):
-        env["KFP_TASK_NAME"] = task_name
-    return env
-
-
 def stage_argv(command: str, preset: str, overrides: str, args: list[str]) -> list[str]:
     argv = [command, "-c", preset]
     for item in parse_overrides(overrides):
@@ -118,22 +104,20 @@ def run_stage(
     overrides: str,
     args: list[str],
     *,
-    run_id: str = "",
-    task_name: str = "",
     datasets: list[tuple[str, str]] = (),
     metrics: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, float]:
     """Run `miva <command> -c PRESET --set ... ARGS` in this process; raise on failure.
 
-    Inside the stage's MLflow run (tagged `miva.kfp_run_id` / `miva.kfp_task_name`) it also
+    The KFP run id and task name come from `$KFP_RUN_ID` / `$KFP_TASK_NAME` (the DAG sets
+    them on every task). Inside the stage's MLflow run (tagged with both) it also
     records `datasets` ((path, context) pairs) as run inputs and logs what `metrics()`
     returns after the stage succeeded; those metrics are returned for KFP Metrics.
     """
     from miva.cli import COMMANDS, build_parser
 
-    os.environ.update(stage_env(run_id, task_name))
     argv = stage_argv(command, preset, overrides, args)
-    label = task_name if not _is_placeholder(task_name) else command
+    label = os.environ.get("KFP_TASK_NAME") or command
     try:
         parsed = build_parser().parse_args(argv)
         cfg = load_config(parsed.config, parsed.overrides)

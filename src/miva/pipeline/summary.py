@@ -18,6 +18,7 @@ from miva.pipeline.stage import EVAL_METRICS, VALIDATION_REPORT, read_json
 @dataclass
 class RunSummary:
     run_dir: Path
+    run_id: str = ""
     dataset: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     sft_ran: bool = False
@@ -30,7 +31,7 @@ class RunSummary:
         return eval_table(self.eval_metrics)
 
     def render(self) -> str:
-        lines = [f"MIVA local run: {self.run_dir}", ""]
+        lines = [f"MIVA local run {self.run_id}: {self.run_dir}".replace(" :", ":"), ""]
         if self.dataset:
             counts = self.dataset.get("counts", {})
             per_split = ", ".join(f"{s} {sum(t.values())}" for s, t in sorted(counts.items()))

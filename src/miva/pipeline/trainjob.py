@@ -246,13 +246,22 @@ def train_distributed(
     out_uri: str,
     local_out: str,
     start_model_uri: str | None = None,
-    run_id: str = "",
-    task_name: str = "",
+    run_id: str | None = None,
+    task_name: str | None = None,
     api=None,
 ) -> str:
-    """Run GRPO as a TrainJob and copy the trained model into the component's output."""
+    """Run GRPO as a TrainJob and copy the trained model into the component's output.
+
+    The run id and task name (default: `$KFP_RUN_ID`, `$KFP_TASK_NAME`) name the job and
+    reach its pods, so the trainer's MLflow run carries them too.
+    """
+    import os
+
     from miva.pipeline.stage import parse_overrides
     from miva.storage import download_dir, is_remote
+
+    run_id = os.environ.get("KFP_RUN_ID", "") if run_id is None else run_id
+    task_name = os.environ.get("KFP_TASK_NAME", "") if task_name is None else task_name
 
     if not is_remote(dataset_uri) or not is_remote(out_uri):
         raise TrainJobError(
