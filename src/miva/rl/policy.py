@@ -90,32 +90,43 @@ def collate(
     )
 
 
-def text_logits(model: Any, batch: PolicyBatch) -> torch.Tensor:
-    """Logits ``[N, T, V]`` of the padded batch (images through ``batch.model_kwargs``)."""
+def text_logits(model: Any, batch: PolicyBatch, keep: int = 0) -> torch.Tensor:
+    """Logits of the padded batch (images through ``batch.model_kwargs``): ``[N, T, V]``, or
+    only the last `keep` positions when ``keep > 0`` (the LM head is skipped for the rest)."""
     extra = dict(batch.model_kwargs)
     if "pixel_values" in extra:
         dtype = next(p for p in model.parameters()).dtype
         extra["pixel_values"] = extra["pixel_values"].to(dtype)
+    if keep:
+        extra["logits_to_keep"] = keep
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **extra).logits
 
 
 def forward_logprobs(
     model: Any,
     batch: PolicyBatch,
-    logits_fn: ForwardFn = text_logits,
+    logits_fn: Any = text_logits,
     temperature: float = 1.0,
     with_entropy: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Target-aligned log-probs ``[N, T-1]`` (and entropies) at the sampling temperature."""
-    logits = logits_fn(model, batch)[:, :-1]
+    """Target-aligned log-probs ``[N, T-1]`` (and entropies) at the sampling temperature.
+
+    Only positions from the first scored target on go through the LM head (prompts are
+    long, answers short); earlier columns are 0 and carry no loss mask.
+    """
+    width = batch.input_ids.shape[1]
+    scored = batch.loss_mask.sum(0).nonzero()
+    start = int(scored[0]) if len(scored) else width - 2  # first target column with a token
+    logits = logits_fn(model, batch, width - start)[:, :-1]  # positions start .. T-2
     if temperature and temperature != 1.0:
         logits = logits / temperature
-    targets = batch.input_ids[:, 1:]
-    logp = token_logprobs(logits, targets)
+    targets = batch.input_ids[:, start + 1 :]
+    part = token_logprobs(logits, targets)
+    logp = torch.nn.functional.pad(part, (start, 0))
     entropy = None
     if with_entropy:
         with torch.no_grad():
-            entropy = token_entropy(logits)
+            entropy = torch.nn.functional.pad(token_entropy(logits), (start, 0))
     return logp, entropy
 
 
