@@ -285,6 +285,10 @@ class AgentConfig(Section):
     )
     temperature: float = Field(1.0, ge=0, description="Sampling temperature (0 = greedy).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
+    prompt_style: Literal["full", "compact"] = Field(
+        "full",
+        description="Tools in the system prompt as JSON schemas (full, what Qwen models expect) or one line each (compact, for tiny CPU models).",
+    )
     malformed_call: Literal["error_turn", "stop"] = Field(
         "error_turn",
         description="On an unparseable tool call: return an error turn to the model, or stop the trajectory.",
@@ -511,7 +515,9 @@ class PipelineConfig(Section):
         "latest", description="Stage image tag (make images writes package version + git commit)."
     )
     gpu_type: str = Field("nvidia.com/gpu", description="Accelerator resource name.")
-    gpu_count: int = Field(1, ge=0, description="GPUs per GPU stage (per node for multi-node GRPO).")
+    gpu_count: int = Field(
+        1, ge=0, description="GPUs per GPU stage (per node for multi-node GRPO)."
+    )
     gpu_node_selector: dict[str, str] = Field(
         default_factory=lambda: {"miva.ai/pool": "gpu"},
         description="Node labels that select the GPU node pool for sft, grpo and evaluate.",

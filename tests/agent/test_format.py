@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from miva.agent import coords
+from miva.agent import format as fmt
 from miva.agent.coords import Frame
 from miva.agent.format import (
     CallError,
@@ -151,3 +152,18 @@ def test_prompts_list_tools_images_and_answer_format():
     assert "0-1000" in system_prompt([], "bbox", "qwen2-vl")
     u = user_prompt("Which?", 2, ["red", "blue"])
     assert u == "Image 1: <image>\nImage 2: <image>\nWhich?\nA. red\nB. blue"
+
+
+def test_compact_system_prompt_keeps_signatures_and_formats_in_few_tokens():
+    from miva.agent.model import load_processor
+    from miva.agent.tools.view import View
+    from miva.agent.tools.zoom import Zoom
+
+    schemas = [Zoom().schema(), View().schema()]
+    compact = fmt.system_prompt(schemas, "image_bbox", "qwen2.5-vl", style="compact")
+    full = fmt.system_prompt(schemas, "image_bbox", "qwen2.5-vl")
+    assert "zoom(image, bbox)" in compact and "view(image)" in compact
+    assert fmt.ANSWER_FORMATS["image_bbox"] in compact and fmt.coordinate_rule("qwen2.5-vl") in compact
+    tok = load_processor("tiny-random").tokenizer
+    # the point of the compact style: a fraction of the tokens of the JSON schemas
+    assert len(tok(compact)["input_ids"]) * 4 < len(tok(full)["input_ids"])

@@ -64,10 +64,32 @@ ANSWER_FORMATS = {
 }
 
 
+def compact_tool_line(schema: dict[str, Any]) -> str:
+    """`zoom(image, bbox)`: the call signature alone."""
+    return f"{schema['name']}({', '.join(schema.get('parameters', {}).get('properties', {}))})"
+
+
 def system_prompt(
-    tool_schemas: Sequence[dict[str, Any]], answer_type: str | None, family: str
+    tool_schemas: Sequence[dict[str, Any]],
+    answer_type: str | None,
+    family: str,
+    style: str = "full",
 ) -> str:
-    """The system turn: role, tool schemas (JSON, one per line), call and answer format."""
+    """The system turn: role, tools, call and answer format.
+
+    `style="full"` lists each tool's JSON schema (what instruction-tuned Qwen models know);
+    `"compact"` keeps only signatures and formats, for tiny models on CPU where the full
+    text would be most of every sequence.
+    """
+    answer = (
+        f"The answer is {ANSWER_FORMATS[answer_type]}." if answer_type in ANSWER_FORMATS else ""
+    )
+    if style == "compact":
+        lines = [coordinate_rule(family)]
+        if tool_schemas:
+            lines.append("Tools: " + ", ".join(compact_tool_line(s) for s in tool_schemas) + ".")
+        lines.append(answer or "Answer inside <answer></answer>.")
+        return "\n".join(lines)
     lines = [
         "You answer questions about several images. Images are numbered from 1 in the order "
         "they appear; images returned by tools get the next numbers.",
@@ -85,8 +107,8 @@ def system_prompt(
     lines.append(
         "Think inside <think></think> if useful, then give the final answer inside <answer></answer>."
     )
-    if answer_type in ANSWER_FORMATS:
-        lines.append(f"The answer is {ANSWER_FORMATS[answer_type]}.")
+    if answer:
+        lines.append(answer)
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from miva.errors import ConfigError
 
 TINY = "tiny-random"
-TINY_VERSION = 2  # bump when the preset's tokenizer or architecture changes: caches rebuild
+TINY_VERSION = 4  # bump when the preset's tokenizer or architecture changes: caches rebuild
 # Where presets are cached; MIVA_MODEL_CACHE overrides.
 DEFAULT_CACHE = Path(os.environ.get("MIVA_MODEL_CACHE", ".miva/models"))
 

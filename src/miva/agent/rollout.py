@@ -60,7 +60,10 @@ class Agent:
         b = SequenceBuilder(self.processor, max_pixels=self.cfg.max_trajectory_pixels)
         st = _State(sample, b, [e.image for e in encoded], len(encoded))
         system = fmt.system_prompt(
-            [t.schema() for t in self.tools.values()], sample.answer_type, self.family
+            [t.schema() for t in self.tools.values()],
+            sample.answer_type,
+            self.family,
+            style=self.cfg.prompt_style,
         )
         user = fmt.user_prompt(
             sanitize(sample.question),

@@ -245,8 +245,9 @@ def _prompt_texts() -> list[str]:
     texts = []
     for family in ("qwen2.5-vl", "qwen2-vl"):
         for kind in fmt.ANSWER_FORMATS:
-            texts.append(fmt.system_prompt(schemas, kind, family))
-            texts.append(fmt.system_prompt(schemas[:2], kind, family))
+            for style in ("full", "compact"):
+                texts.append(fmt.system_prompt(schemas, kind, family, style))
+                texts.append(fmt.system_prompt(schemas[:2], kind, family, style))
     texts.append(fmt.user_prompt("Which image?", 6, ["a", "b", "c", "d"]))
     return texts * 20
 
