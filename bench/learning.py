@@ -77,6 +77,11 @@ def main() -> None:
     )
     ap.add_argument("--out", default=".miva/bench/learning")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument(
+        "--reuse-sft",
+        action="store_true",
+        help="start GRPO from OUT/sft when it exists (no new SFT)",
+    )
     a = ap.parse_args()
     if a.threads:
         import torch
@@ -127,7 +132,8 @@ def main() -> None:
     t_data = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    run_sft(cfg, "tiny-random", str(data), str(out / "sft"), progress=True)
+    if not (a.reuse_sft and (out / "sft" / "config.json").exists()):
+        run_sft(cfg, "tiny-random", str(data), str(out / "sft"), progress=True)
     t_sft = time.perf_counter() - t0
     model, processor = load_model(str(out / "sft"))
     k_sft, n_test = held_out_accuracy(cfg, model, processor, test)
