@@ -188,6 +188,8 @@ class GRPOTrainer:
         self.advantage = get_advantage("grpo")
         self.max_len = self.t.loss_max_tokens or cfg.agent.max_new_tokens * cfg.agent.max_turns
         self.logger = MetricsLogger(self.local_out / "metrics.jsonl")
+        if not resume:
+            self.logger.truncate_after(-1)  # a fresh run starts a fresh metrics file
         self.start_step, self.skipped = 0, 0
         self.cursor = PromptCursor(len(self.samples), cfg.seed)
         if self.t.curate and not resume:
