@@ -34,7 +34,7 @@ CUSTOM_SCHEMAS = {
 }
 TRAINER_GROUP = "trainer.kubeflow.org/"
 
-# The contract with pipelines/ (see docs/readme/80-infrastructure.md).
+# The contract with pipelines/ (see README.md, "Infrastructure").
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_POOL_LABEL = ("miva.ai/pool", "gpu")
 PIPELINE_NAMESPACE = "kubeflow"

@@ -1,6 +1,6 @@
 """Compile the DAG to a pipeline YAML and submit it to Kubeflow Pipelines (`kfp.Client`).
 
-Authentication (see docs/readme/10-pipeline.md): `$KFP_TOKEN` is sent as a bearer token
+Authentication (see README.md, "The pipeline"): `$KFP_TOKEN` is sent as a bearer token
 (`existing_token`), `$KFP_COOKIES` as a Cookie header (e.g. the `authservice_session`
 cookie of a Dex / oauth2-proxy login); without either, `kfp.Client` uses its own discovery
 (in a pod: the projected service-account token at `$KF_PIPELINES_SA_TOKEN_PATH`).

@@ -1,6 +1,6 @@
 """Run model-written Python against the images in a sandboxed subprocess.
 
-Isolation, layer by layer (see docs/readme/40-agent.md for what it does NOT stop):
+Isolation, layer by layer (see README.md, "The agent runtime", for what it does NOT stop):
 - a fresh temporary working directory holding only `image_k.png` and the code, removed
   afterwards;
 - an empty environment (only PATH, HOME/TMPDIR = the working directory, LANG, one BLAS
