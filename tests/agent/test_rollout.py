@@ -279,3 +279,15 @@ def test_multi_token_stop_strings_end_the_turn(tiny):
     finally:
         handle.remove()
     assert t.num_sampled_tokens == 1 and t.turns[-1].text == "</answer>"
+
+
+def test_an_invented_tool_name_is_recorded_as_unknown(processor):
+    # a model after a little SFT writes tool names like "zoom', 95, 88]}}": they must not
+    # reach metric names (MLflow rejects them) nor be mistaken for a real tool
+    script = {0: call("zoom', 95, 88]}}", image=1), 1: "<answer>1</answer>"}
+    agent, _ = _agent(processor, lambda k, t: script[t])
+    t = agent.rollout([_sample()], 1)[0]
+    (c,) = t.tool_calls
+    assert c.name == "unknown" and not c.ok
+    assert c.arguments["name"] == "zoom', 95, 88]}}"
+    assert "unknown tool" in c.result_text

@@ -157,6 +157,8 @@ class Agent:
             result = ToolResult.error(
                 f"unknown tool {call.name!r}; available: {sorted(self.tools)}"
             )
+            # Recorded under one name: what a model invents must not become metric names.
+            call = fmt.ParsedCall("unknown", {"name": call.name, "arguments": call.arguments})
         else:
             ctx = ToolContext(
                 list(s.images), [e.frame for e in b.images], s.n_original, self.family

@@ -235,7 +235,7 @@ def _agent_metrics(es: EvalSet, trajs: Sequence[Trajectory]) -> dict[str, float]
     by_task: dict[str, list[Trajectory]] = defaultdict(list)
     for sample, traj in zip(es.samples, trajs, strict=True):
         by_task[sample.task].append(traj)
-    tools = sorted({c.name for t in trajs for c in t.tool_calls} | set(es.tools or ()))
+    tools = sorted({c.name for t in trajs for c in t.tool_calls if c.name} | set(es.tools or ()))
     out: dict[str, float] = {}
     for task, group in [*by_task.items(), ("overall", list(trajs))]:
         prefix = f"{es.name}/{task}"
