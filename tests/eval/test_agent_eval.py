@@ -148,3 +148,15 @@ def test_report_puts_the_overall_bar_last():
         "region",
         "overall",
     ]
+
+
+def test_dataset_scorer_converts_a_miva_dataset_folder(tmp_path):
+    from miva.config import load_config
+    from miva.data.synth import run_synth
+    from miva.eval.scoring import DatasetScorer
+
+    cfg = load_config("tiny-cpu", ["data.n=20", "data.image_size=112", "data.workers=1"])
+    info = run_synth(cfg.data, tmp_path / "ds")
+    converted = DatasetScorer().convert(tmp_path / "ds", limit=5)
+    assert len(converted.samples) == 5 and not converted.skipped
+    assert len(DatasetScorer().convert(tmp_path / "ds").samples) == info.total

@@ -12,7 +12,7 @@ mean over items.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ class DatasetScorer(Benchmark):
     metric = "accuracy"
 
     def convert(self, folder: Path, limit: int | None = None) -> Converted:
-        raise NotImplementedError("dataset splits are read with miva.data.io.read_samples")
+        from miva.data.io import read_samples
+
+        return Converted(read_samples(folder, limit=limit), [])
 
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
         from miva.rl.rewards import accuracy as acc
@@ -63,7 +65,12 @@ class DatasetScorer(Benchmark):
             score = acc.score_answer(kind, text, sample.answer, sample.choices)
         return ItemScore(sample.id, sample.task, score, score >= 1.0, valid, details)
 
-    def aggregate(self, samples: Sequence[Sample], items: Sequence[ItemScore]) -> dict[str, float]:
+    def aggregate(
+        self,
+        samples: Sequence[Sample],
+        items: Sequence[ItemScore],
+        predictions: Mapping[str, Any],
+    ) -> dict[str, float]:
         groups: dict[str, list[ItemScore]] = defaultdict(list)
         for it in items:
             groups[it.task].append(it)

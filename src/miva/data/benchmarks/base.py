@@ -96,8 +96,14 @@ class Benchmark(ABC):
         """Score one prediction (dataset conventions; None = no answer)."""
 
     @abstractmethod
-    def aggregate(self, samples: Sequence[Sample], items: Sequence[ItemScore]) -> dict[str, float]:
-        """Benchmark-level metrics from per-item scores (same order as `samples`)."""
+    def aggregate(
+        self,
+        samples: Sequence[Sample],
+        items: Sequence[ItemScore],
+        predictions: Mapping[str, Any],
+    ) -> dict[str, float]:
+        """Benchmark-level metrics from per-item scores (same order as `samples`); the raw
+        `predictions` are there for metrics that rank detections (MC-Bench AP50)."""
 
     def score(
         self,
@@ -108,7 +114,7 @@ class Benchmark(ABC):
         """Official metrics; a sample without a prediction is scored as wrong."""
         items = [self.score_item(s, predictions.get(s.id)) for s in samples]
         return BenchResult(
-            metrics=self.aggregate(samples, items), items=items, skipped=list(skipped)
+            metrics=self.aggregate(samples, items, predictions), items=items, skipped=list(skipped)
         )
 
     def prediction_from_model(

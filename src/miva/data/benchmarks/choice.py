@@ -8,7 +8,7 @@ letter that is not one of the item's options scores 0, as the benchmarks' own sc
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from miva.data.benchmarks.base import Benchmark, ItemScore
@@ -74,7 +74,12 @@ class ChoiceBenchmark(Benchmark):
         value = score_choice(str(prediction), str(sample.answer), sample.choices) if valid else 0.0
         return ItemScore(sample.id, sample.task, value, value >= 1.0, valid)
 
-    def aggregate(self, samples: Sequence[Sample], items: Sequence[ItemScore]) -> dict[str, float]:
+    def aggregate(
+        self,
+        samples: Sequence[Sample],
+        items: Sequence[ItemScore],
+        predictions: Mapping[str, Any],
+    ) -> dict[str, float]:
         scores = [it.score for it in items]
         by_task = per_group_means([it.task for it in items], scores)
         out = {f"{task}/accuracy": value for task, value in by_task.items()}

@@ -9,8 +9,9 @@ tab-separated with columns `index`, `question`, `answer` (letter), `category`, `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from miva.data.benchmarks.base import (
     Converted,
@@ -69,7 +70,12 @@ class HrBench(ChoiceBenchmark):
             cycle=str(row["cycle_category"]),
         )
 
-    def aggregate(self, samples: Sequence[Sample], items: Sequence[ItemScore]) -> dict[str, float]:
+    def aggregate(
+        self,
+        samples: Sequence[Sample],
+        items: Sequence[ItemScore],
+        predictions: Mapping[str, Any],
+    ) -> dict[str, float]:
         out: dict[str, float] = {}
         tasks = sorted({s.task for s in samples})
         for task in tasks:

@@ -16,7 +16,7 @@ split (simple / hard). Chinese (CJK) text is tokenised per character (`cjk_space
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,12 @@ class _Mat(Benchmark):
         valid = text is not None and text.strip() != ""
         return ItemScore(sample.id, sample.task, f1, em >= 1.0, valid, {"f1": f1, "em": em})
 
-    def aggregate(self, samples: Sequence[Sample], items: Sequence[ItemScore]) -> dict[str, float]:
+    def aggregate(
+        self,
+        samples: Sequence[Sample],
+        items: Sequence[ItemScore],
+        predictions: Mapping[str, Any],
+    ) -> dict[str, float]:
         tasks = [it.task for it in items]
         out: dict[str, float] = {}
         for key in ("f1", "em"):

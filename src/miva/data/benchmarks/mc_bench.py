@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,13 +172,12 @@ class McBench(Benchmark):
             {"predicted_boxes": float(len(preds)), "image_accuracy": float(right)},
         )
 
-    def aggregate(self, samples: Sequence[Sample], items: Sequence[ItemScore]) -> dict[str, float]:
-        raise NotImplementedError("MC-Bench needs the predictions for AP; use score()")
-
-    def score(self, samples, predictions, skipped=()):  # type: ignore[override]
-        from miva.data.benchmarks.base import BenchResult
-
-        items = [self.score_item(s, predictions.get(s.id)) for s in samples]
+    def aggregate(
+        self,
+        samples: Sequence[Sample],
+        items: Sequence[ItemScore],
+        predictions: Mapping[str, Any],
+    ) -> dict[str, float]:
         out: dict[str, float] = {}
         styles = sorted({s.task for s in samples})
         for style in [*styles, "overall"]:
@@ -190,7 +189,7 @@ class McBench(Benchmark):
             out[f"{style}/accuracy"] = out[f"{style}/image_accuracy"]
         out["overall/invalid_rate"] = mean(0.0 if it.valid else 1.0 for it in items)
         out["overall/items"] = float(len(items))
-        return BenchResult(out, items, list(skipped))
+        return out
 
     @staticmethod
     def ap50(samples: Sequence[Sample], predictions: Any) -> float | None:

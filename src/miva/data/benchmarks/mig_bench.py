@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,12 @@ class MigBench(Benchmark):
         hit = iou >= 0.5
         return ItemScore(sample.id, sample.task, float(hit), hit, valid, details)
 
-    def aggregate(self, samples: Sequence[Sample], items: Sequence[ItemScore]) -> dict[str, float]:
+    def aggregate(
+        self,
+        samples: Sequence[Sample],
+        items: Sequence[ItemScore],
+        predictions: Mapping[str, Any],
+    ) -> dict[str, float]:
         tasks = [it.task for it in items]
         acc = per_group_means(tasks, [it.score for it in items])
         ious = per_group_means(tasks, [it.details["iou"] for it in items])
