@@ -163,7 +163,9 @@ def test_compact_system_prompt_keeps_signatures_and_formats_in_few_tokens():
     compact = fmt.system_prompt(schemas, "image_bbox", "qwen2.5-vl", style="compact")
     full = fmt.system_prompt(schemas, "image_bbox", "qwen2.5-vl")
     assert "zoom(image, bbox)" in compact and "view(image)" in compact
-    assert fmt.ANSWER_FORMATS["image_bbox"] in compact and fmt.coordinate_rule("qwen2.5-vl") in compact
+    assert (
+        fmt.ANSWER_FORMATS["image_bbox"] in compact and fmt.coordinate_rule("qwen2.5-vl") in compact
+    )
     tok = load_processor("tiny-random").tokenizer
     # the point of the compact style: a fraction of the tokens of the JSON schemas
     assert len(tok(compact)["input_ids"]) * 4 < len(tok(full)["input_ids"])

@@ -1,7 +1,6 @@
 """Benchmarks whose published prompt lists the options: the agent's prompt must not list
 them a second time (`meta["options_in_question"]` -> `format.user_prompt`)."""
 
-
 from miva.agent.format import user_prompt
 from miva.data.schema import Sample
 from tests.eval.native import png
