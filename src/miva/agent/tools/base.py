@@ -4,6 +4,7 @@ argument validation that answers the model with a clear message instead of raisi
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -48,7 +49,7 @@ class ToolArgumentError(ValueError):
     """Raised by a tool's checks; the rollout turns it into an error result for the model."""
 
 
-class Tool:
+class Tool(ABC):
     """A tool: `name`, `description`, JSON-schema `parameters`, and `run(args, ctx)`."""
 
     name: str = ""
@@ -71,8 +72,9 @@ class Tool:
             log.warning("tool %s failed on %r", self.name, arguments, exc_info=True)
             return ToolResult.error(f"{self.name} failed: {type(exc).__name__}: {exc}")
 
-    def run(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def run(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        """Do the work on validated arguments; raise ToolArgumentError for bad values."""
 
 
 _TYPES = {
