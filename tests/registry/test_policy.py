@@ -69,3 +69,11 @@ def test_refuse_when_metrics_missing():
     assert not d.promote
     d = decide({P: 0.9, G: 0.9}, "e1", {P: 0.1}, "e1", primary=P, guards={G: 0.1})
     assert not d.promote and "champion lacks" in d.reasons[0]
+
+
+def test_metric_key_keeps_mlflow_names_and_replaces_the_rest():
+    from miva.registry.tracking import metric_key
+
+    assert metric_key("eval/test/overall/pass@4") == "eval/test/overall/pass_4"
+    assert metric_key("rollout/tool_calls/zoom', 95]}") == "rollout/tool_calls/zoom__ 95__"
+    assert metric_key("train/reward_mean") == "train/reward_mean"

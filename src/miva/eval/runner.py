@@ -358,13 +358,6 @@ def run_eval(
     return result, paths
 
 
-def mlflow_key(name: str) -> str:
-    """MLflow metric names allow `[A-Za-z0-9_./ -]`: `pass@4` is logged as `pass_4`."""
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_./ -]", "_", name)
-
-
 def log_to_mlflow(result: EvalResult, report: str | Path) -> bool:
     """With an active MLflow run: the flat metrics (`mlflow.log_metrics`) and report.html
     (`miva.registry.tracking.log_report`). Returns whether anything was logged.
@@ -380,9 +373,9 @@ def log_to_mlflow(result: EvalResult, report: str | Path) -> bool:
     if mlflow.active_run() is None:
         return False
     from miva.eval.outputs import finite_metrics
-    from miva.registry.tracking import log_report
+    from miva.registry.tracking import log_report, metric_key
 
-    mlflow.log_metrics({mlflow_key(k): v for k, v in finite_metrics(result.metrics).items()})
+    mlflow.log_metrics({metric_key(k): v for k, v in finite_metrics(result.metrics).items()})
     mlflow.set_tags({f"miva.{k}": v for k, v in result.digests.items()})
     log_report(report)
     return True

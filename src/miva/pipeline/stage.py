@@ -158,20 +158,13 @@ def _log_outputs(
 
     if mlflow.active_run() is None:
         return values
-    from miva.registry.tracking import log_dataset
+    from miva.registry.tracking import log_dataset, metric_key
 
     for path, context in datasets:
         log_dataset(path, context=context)
     if values:
-        mlflow.log_metrics({_mlflow_key(k): v for k, v in values.items()})
+        mlflow.log_metrics({metric_key(k): v for k, v in values.items()})
     return values
-
-
-def _mlflow_key(name: str) -> str:
-    """MLflow metric names allow `[A-Za-z0-9_./ -]`; anything else becomes `_`."""
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_./ -]", "_", name)
 
 
 def _record(task: str, message: str) -> None:

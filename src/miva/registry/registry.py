@@ -43,6 +43,7 @@ from miva.registry.tracking import (
     configure,
     log_dataset,
     log_report,
+    metric_key,
     stage_run,
     tracking_call,
 )
@@ -296,7 +297,12 @@ def register_model(
         run_id = run.info.run_id
         parent = (run.data.tags or {}).get("mlflow.parentRunId", "")
         if metrics:
-            tracking_call(cfg, "log metrics", mlflow.log_metrics, metrics)
+            tracking_call(
+                cfg,
+                "log metrics",
+                mlflow.log_metrics,
+                {metric_key(k): v for k, v in metrics.items()},
+            )
         dataset_digest = None
         if dataset:
             dataset_digest = log_dataset(dataset, context="train").digest

@@ -43,7 +43,9 @@ class MetricsLogger:
                 fh.write(json.dumps(row) + "\n")
         mlflow = sys.modules.get("mlflow")
         if mlflow is not None and mlflow.active_run() is not None:
-            finite = {k: v for k, v in named.items() if math.isfinite(v)}
+            from miva.registry.tracking import metric_key
+
+            finite = {metric_key(k): v for k, v in named.items() if math.isfinite(v)}
             mlflow.log_metrics(finite, step=step)
         return named
 
