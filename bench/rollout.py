@@ -121,29 +121,16 @@ def zoom_call(sample, processor):
 def build_random_3b(folder: Path, device: str):
     """A randomly initialised model of Qwen2.5-VL-3B size with the tiny preset's tokenizer."""
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from miva.agent.model import build_tiny, load_processor
+    from miva.agent.model import build_tiny, load_processor, vl_config
     from miva.agent.tokenizer import QWEN_SPECIAL_TOKENS
 
     tiny = build_tiny(folder.parent / "tiny-for-3b")
     proc = load_processor(tiny)
     special = {t: proc.token_id(t) for t in QWEN_SPECIAL_TOKENS}
-    text = dict(
-        QWEN25_VL_3B["text"],
-        vocab_size=151936,
-        bos_token_id=special["<|endoftext|>"],
-        eos_token_id=special["<|im_end|>"],
-        pad_token_id=special["<|endoftext|>"],
-    )
-    cfg = Qwen2_5_VLConfig(
-        text_config=text,
-        vision_config=QWEN25_VL_3B["vision"],
-        image_token_id=special["<|image_pad|>"],
-        video_token_id=special["<|video_pad|>"],
-        vision_start_token_id=special["<|vision_start|>"],
-        vision_end_token_id=special["<|vision_end|>"],
-        tie_word_embeddings=True,
+    cfg = vl_config(
+        151936, special, QWEN25_VL_3B["text"], QWEN25_VL_3B["vision"], tie_word_embeddings=True
     )
     torch.manual_seed(0)
     with torch.device(device):

@@ -80,24 +80,31 @@ class Processor:
         return int(tid)
 
 
-def tiny_config(vocab_size: int, special: dict[str, int]):
+def vl_config(
+    vocab_size: int,
+    special: dict[str, int],
+    text: dict[str, Any] = TINY_TEXT,
+    vision: dict[str, Any] = TINY_VISION,
+    tie_word_embeddings: bool = False,
+):
+    """A Qwen2.5-VL config of the given sizes wired to the tokenizer's special tokens
+    (the tiny preset by default; bench/rollout.py passes 3B sizes)."""
     from transformers import Qwen2_5_VLConfig
 
-    text = dict(TINY_TEXT)
-    text.update(
-        vocab_size=vocab_size,
-        bos_token_id=special["<|endoftext|>"],
-        eos_token_id=special["<|im_end|>"],
-        pad_token_id=special["<|endoftext|>"],
-    )
     return Qwen2_5_VLConfig(
-        text_config=text,
-        vision_config=dict(TINY_VISION),
+        text_config=dict(
+            text,
+            vocab_size=vocab_size,
+            bos_token_id=special["<|endoftext|>"],
+            eos_token_id=special["<|im_end|>"],
+            pad_token_id=special["<|endoftext|>"],
+        ),
+        vision_config=dict(vision),
         image_token_id=special["<|image_pad|>"],
         video_token_id=special["<|video_pad|>"],
         vision_start_token_id=special["<|vision_start|>"],
         vision_end_token_id=special["<|vision_end|>"],
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie_word_embeddings,
     )
 
 
@@ -117,7 +124,7 @@ def build_tiny(
     tok = build_tokenizer(seed=seed)
     special = {t: int(tok.convert_tokens_to_ids(t)) for t in QWEN_SPECIAL_TOKENS}
     vocab = (len(tok) + 63) // 64 * 64  # pad the embedding to a multiple of 64
-    config = tiny_config(vocab, special)
+    config = vl_config(vocab, special)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
     model.generation_config = GenerationConfig(
