@@ -65,7 +65,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="selection")
     ap.add_argument("--images", default="3,3", help="MIN,MAX images per sample")
-    ap.add_argument("--image-size", type=int, default=112)
+    ap.add_argument("--image-size", type=int, default=56)
+    ap.add_argument(
+        "--detail", default="coarse", choices=["fine", "coarse"], help="synthesis data.detail"
+    )
+    ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--train", type=int, default=1200)
     ap.add_argument("--test", type=int, default=1000)
     ap.add_argument("--sft-steps", type=int, default=400)
@@ -104,10 +108,11 @@ def main() -> None:
         f"data.tasks=[{a.task}]",
         f"data.images_per_sample=[{lo}, {hi}]",
         f"data.image_size={a.image_size}",
+        f"data.detail={a.detail}",
         f"data.splits={{train: {a.train / n:.6f}, test: {a.test / n:.6f}}}",
         "agent.tools=[]",
         "agent.max_turns=1",
-        "agent.max_new_tokens=32",
+        f"agent.max_new_tokens={a.max_new_tokens}",
         f"sft.steps={a.sft_steps}",
         f"sft.lr={a.sft_lr}",
         "sft.batch_size=16",
@@ -186,7 +191,7 @@ def main() -> None:
     fig.savefig(out / "curve.png", dpi=100)
 
     print(
-        f"\ntask {a.task}, {a.images} images of {a.image_size} px; {a.train} train / {n_test} held-out items\n"
+        f"\ntask {a.task} ({a.detail}), {a.images} images of {a.image_size} px; {a.train} train / {n_test} held-out items\n"
     )
     print("| model | held-out accuracy | 95% CI | minutes |")
     print("|---|---|---|---|")

@@ -88,6 +88,10 @@ class DataConfig(Section):
         description="Fraction of items with a multiple-choice variant where the family allows one.",
     )
     workers: int = Field(2, ge=1, description="Worker processes for rendering.")
+    detail: Literal["fine", "coarse"] = Field(
+        "fine",
+        description="fine: small targets among near-miss distractors (zooming helps). coarse: one large plain object per image (families may plant more), targets named by colour alone (for tiny models and the learning benchmark).",
+    )
     min_target_side_fraction: float = Field(
         0.04,
         gt=0,

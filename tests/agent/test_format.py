@@ -169,3 +169,12 @@ def test_compact_system_prompt_keeps_signatures_and_formats_in_few_tokens():
     tok = load_processor("tiny-random").tokenizer
     # the point of the compact style: a fraction of the tokens of the JSON schemas
     assert len(tok(compact)["input_ids"]) * 4 < len(tok(full)["input_ids"])
+
+
+def test_compact_system_prompt_states_the_box_rule_only_where_boxes_appear():
+    from miva.agent.tools.zoom import Zoom
+
+    rule = fmt.coordinate_rule("qwen2.5-vl")
+    assert rule not in fmt.system_prompt([], "image_index", "qwen2.5-vl", style="compact")
+    assert rule in fmt.system_prompt([], "bbox", "qwen2.5-vl", style="compact")
+    assert rule in fmt.system_prompt([Zoom().schema()], "number", "qwen2.5-vl", style="compact")

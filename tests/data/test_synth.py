@@ -256,3 +256,26 @@ def test_captions_name_every_object():
         == "a small red circle labelled 'K3' at top left, a large striped blue square at bottom right"
     )
     assert describe({"colour": "red"}, plural=True) == "red objects"
+
+
+def test_coarse_detail_gives_one_large_object_per_image_and_colour_targets():
+    samples = synthesize(
+        _cfg(n=30, tasks=["selection"], detail="coarse", image_size=56, images_per_sample=(3, 3)),
+        progress=False,
+    ).samples
+    assert len(samples) == 30
+    for s in samples:
+        scene = s.meta["scene"]
+        # the holder's object was replaced by the target: no image has more objects than another
+        assert [len(im["objects"]) for im in scene["images"]] == [1, 1, 1]
+        assert set(s.meta["query"]["target"]) == {"colour"}
+        assert all(
+            o["size"] == "large" and o["label"] is None
+            for im in scene["images"]
+            for o in im["objects"]
+        )
+        colour = s.meta["query"]["target"]["colour"]
+        holders = [
+            k for k, im in enumerate(scene["images"], 1) if im["objects"][0]["colour"] == colour
+        ]
+        assert holders == [int(s.answer)]

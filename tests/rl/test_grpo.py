@@ -104,6 +104,26 @@ def test_grpo_steps_update_the_model_and_log_every_metric(dataset, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_log_fn_metrics_join_each_step_and_training_mode_is_restored(dataset, tmp_path):
+    seen = []
+
+    def held_out(step, model):
+        seen.append((step, model.training))
+        model.eval()  # what an evaluation does; the trainer must switch back
+        return {"eval/probe": 10.0 * step} if step == 2 else None
+
+    cfg = small_cfg("train.steps=2")
+    trainer = grpo.GRPOTrainer(
+        cfg, "tiny-random", dataset, str(tmp_path / "out"), progress=False, log_fn=held_out
+    )
+    res = trainer.run()
+    # the second step trained (and reached log_fn) in training mode again
+    assert seen == [(1, True), (2, True)]
+    assert "eval/probe" not in res.history[0] and res.history[1]["eval/probe"] == 20.0
+    rows = read_metrics(tmp_path / "out" / "metrics.jsonl")
+    assert rows[-1]["eval/probe"] == 20.0
+
+
 @pytest.mark.slow
 def test_masked_statuses_leave_the_update(dataset, tmp_path):
     # every trajectory is cut at 6 tokens (truncated) or answers (ok); masking both = no update

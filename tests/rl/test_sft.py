@@ -56,3 +56,42 @@ def test_sft_trains_and_saves_a_loadable_model(dataset, tmp_path, lora):  # noqa
     model, _ = load_model(str(out))
     assert not any("lora" in name for name, _ in model.named_parameters())
     assert res.gold > 0
+
+
+def test_descriptions_name_only_the_attributes_the_question_asks_about():
+    from types import SimpleNamespace
+
+    from miva.rl.sft import _descriptions
+
+    captions = [
+        "a large yellow circle at top left",
+        "a small blue square labelled 'K3' at centre, a large blue striped circle at bottom left",
+    ]
+
+    def sample(question, target):
+        return SimpleNamespace(
+            question=question, meta={"captions": captions, "query": {"target": target}}
+        )
+
+    by_colour = sample("Which image shows the blue object?", {"colour": "blue"})
+    assert _descriptions(by_colour, 6) == ["Image 1: yellow.", "Image 2: blue."]
+    fine = sample(
+        "Which image shows the small blue square labelled 'K3'?",
+        {"size": "small", "colour": "blue", "shape": "square", "label": "K3"},
+    )
+    assert _descriptions(fine, 6) == [
+        "Image 1: large yellow circle.",
+        "Image 2: small blue square labelled 'K3'.",
+    ]
+    textured = sample(
+        "Which image shows the striped circle?", {"texture": "striped", "shape": "circle"}
+    )
+    assert _descriptions(textured, 6) == ["Image 1: circle.", "Image 2: striped circle."]
+    # no structured target (e.g. an external dataset): the clause is kept as it is
+    plain = SimpleNamespace(
+        question="Which image shows the blue object?", meta={"captions": captions}
+    )
+    assert _descriptions(plain, 3) == [
+        "Image 1: large yellow circle.",
+        "Image 2: small blue square.",
+    ]

@@ -85,7 +85,9 @@ def system_prompt(
         f"The answer is {ANSWER_FORMATS[answer_type]}." if answer_type in ANSWER_FORMATS else ""
     )
     if style == "compact":
-        lines = [coordinate_rule(family)]
+        # the box convention only where boxes appear: in tool calls or in the answer
+        boxes = bool(tool_schemas) or answer_type in ("bbox", "image_bbox")
+        lines = [coordinate_rule(family)] if boxes else []
         if tool_schemas:
             lines.append("Tools: " + ", ".join(compact_tool_line(s) for s in tool_schemas) + ".")
         lines.append(answer or "Answer inside <answer></answer>.")

@@ -39,6 +39,7 @@ import copy
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,11 @@ class GRPOTrainer:
         stop_after: int | None = None,
         samples: list[Any] | None = None,
         policy: tuple[Any, Any] | None = None,
+        log_fn: Callable[[int, Any], dict[str, float] | None] | None = None,
     ) -> None:
-        """`samples` and `policy` = (model, processor) may be given already loaded (benchmarks)."""
+        """`samples` and `policy` = (model, processor) may be given already loaded (benchmarks).
+        `log_fn(step, model)` runs after each update (a held-out evaluation, say); the
+        metrics it returns are logged with the step's."""
         from miva.agent.engines import make_engine
         from miva.agent.rollout import Agent
         from miva.agent.tools import build_tools
@@ -142,6 +146,7 @@ class GRPOTrainer:
         # ------------------------------------------------------------------ set-up
         self.cfg, self.t = cfg, cfg.train
         self.output, self.progress, self.stop_after = output, progress, stop_after
+        self.log_fn = log_fn
         self.local_out = (
             Path(output) if not str(output).startswith("s3://") else Path(cfg.workdir) / "grpo-run"
         )
@@ -397,6 +402,9 @@ class GRPOTrainer:
             t_upd = time.perf_counter() - t1
             # logging
             dt = time.perf_counter() - t0
+            if self.log_fn is not None:
+                metrics.update(self.log_fn(step, self.engine.module) or {})
+                self.engine.module.train()
             n_tokens = sum(len(x.token_ids) for x in batch.trajectories)
             metrics.update(
                 {

@@ -42,19 +42,38 @@ def _zoom_turn(sample: Any, frames: Sequence[Any], family: str) -> str | None:
 _STOP = {"a", "an", "the", "of", "in", "is", "at", "which", "one", "images", "image", "with", "and"}
 
 
+def _unasked_words(target: dict[str, Any] | None) -> set[str]:
+    """Caption words naming attributes the question's target does not name ("large" and
+    "circle" when the question asks for "the blue object"): describing only what was
+    asked keeps the gold short and its every word useful."""
+    from miva.data.synth.scene import COLOURS, SHAPES, SIZES, TEXTURES
+
+    if not isinstance(target, dict):
+        return set()
+    vocab = {"size": SIZES, "colour": tuple(COLOURS), "shape": SHAPES, "texture": TEXTURES}
+    return {w for key, words in vocab.items() if key not in target for w in words}
+
+
 def _descriptions(sample: Any, max_words: int) -> list[str]:
     """Per image, the caption clause that shares the most words with the question (the
-    object to look for), without its position: "Image 2: small blue triangle."."""
-    caps = sample.meta.get("captions") if isinstance(sample.meta, dict) else None
+    object to look for), without its position and without the attributes the question
+    does not name: "Image 2: small blue triangle."."""
+    meta = sample.meta if isinstance(sample.meta, dict) else {}
+    caps = meta.get("captions")
     if not caps:
         return []
     query = {w.strip("?.,:'").lower() for w in sample.question.split()} - _STOP
+    target = (meta.get("query") or {}).get("target")
+    unasked = _unasked_words(target)
+    keep_label = isinstance(target, dict) and "label" in target
     out = []
     for k, cap in enumerate(caps, 1):
         clauses = [c.strip().split(" at ")[0] for c in str(cap).split(",") if c.strip()] or [""]
         best = max(clauses, key=lambda c: len(query & {w.strip("'").lower() for w in c.split()}))
-        words = [w for w in best.split() if w.lower() not in ("a", "an")][:max_words]
-        out.append(f"Image {k}: " + " ".join(words) + ".")
+        if not keep_label and isinstance(target, dict):
+            best = best.split(" labelled ")[0]
+        words = [w for w in best.split() if w.lower() not in ("a", "an") and w not in unasked]
+        out.append(f"Image {k}: " + " ".join(words[:max_words]) + ".")
     return out
 
 

@@ -88,6 +88,7 @@ class Job:
     image_size: int
     mc_fraction: float
     min_side_fraction: float
+    coarse: bool = False
 
     def __call__(self, index: int, split: str) -> Draft:
         return build_item(self, index, split)
@@ -102,7 +103,7 @@ def build_item(job: Job, index: int, split: str) -> Draft:
         n = rng.randint(*job.images_per_sample)
         mc = rng.random() < job.mc_fraction
         try:
-            item: Item = WRITERS[task](SceneDesigner(rng, job.image_size), n, mc)
+            item: Item = WRITERS[task](SceneDesigner(rng, job.image_size, coarse=job.coarse), n, mc)
         except PlacementError:
             rejects["placement"] += 1
             continue
@@ -288,6 +289,7 @@ def synthesize(cfg: DataConfig, progress: bool = True) -> SynthResult:
         image_size=cfg.image_size,
         mc_fraction=cfg.multiple_choice_fraction,
         min_side_fraction=cfg.min_target_side_fraction,
+        coarse=cfg.detail == "coarse",
     )
     splits = split_plan(cfg.n, cfg.splits, cfg.seed)
     t0 = time.perf_counter()

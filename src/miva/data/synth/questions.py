@@ -116,8 +116,12 @@ def _phrase(rng: random.Random, family: str, **fields: Any) -> tuple[str, str]:
 
 
 def _fine_target(d: SceneDesigner, scene: Scene) -> tuple[Descriptor, dict[str, Any]]:
-    """A small target: shape + colour (+ a unique label or a texture half of the time)."""
+    """A small target: shape + colour (+ a unique label or a texture half of the time).
+    Coarse designers name a large target by its colour alone."""
     rng = d.rng
+    if d.coarse:
+        colour = rng.choice(list(COLOURS))
+        return {"colour": colour}, {"size": "large", "colour": colour, "shape": rng.choice(SHAPES)}
     desc: Descriptor = {
         "size": "small",
         "colour": rng.choice(list(COLOURS)),
@@ -177,15 +181,21 @@ def _number_options(rng: random.Random, value: int) -> list[str]:
 
 def _one_holder(d: SceneDesigner, n: int, misses_with_target: bool) -> tuple[Scene, Descriptor]:
     """n images where exactly one holds the fine target, plus 1-2 near misses in the other
-    images (in any image, the target's included, when `misses_with_target`)."""
+    images (in any image, the target's included, when `misses_with_target`). Coarse scenes
+    get no near misses."""
     rng = d.rng
     scene, _ = d.random_scene(n)
     desc, attrs = _fine_target(d, scene)
     t = rng.randint(1, n)
-    target = d.add(scene.images[t - 1], attrs)
+    holder = scene.images[t - 1]
+    if d.coarse and holder.objects:
+        # the target replaces an object, so that the number of objects gives nothing away
+        holder.objects.pop(rng.randrange(len(holder.objects)))
+    target = d.add(holder, attrs)
     d.exclude(scene, desc, keep=[target])
-    images = [k for k in range(1, n + 1) if misses_with_target or k != t] or [t]
-    _near_misses(d, scene, desc, images, rng.randint(1, 2))
+    if not d.coarse:
+        images = [k for k in range(1, n + 1) if misses_with_target or k != t] or [t]
+        _near_misses(d, scene, desc, images, rng.randint(1, 2))
     return scene, desc
 
 

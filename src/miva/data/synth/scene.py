@@ -10,6 +10,9 @@ Design choices that make the tasks fine-grained yet learnable at low resolution:
 - "small" targets cover about 1-3 % of the image area, so zooming in helps;
 - each sample draws its objects from a small shared vocabulary of (shape, colour) pairs,
   so the same distractors recur across the images of a sample.
+
+The "coarse" detail level is for models that see little (a tiny model at 56 px): one
+large, plain, unlabelled object per random image, and targets named by colour alone.
 """
 
 from __future__ import annotations
@@ -132,12 +135,18 @@ class SceneDesigner:
     """Builds random scenes and plants targets into them (all randomness from `rng`)."""
 
     def __init__(
-        self, rng: random.Random, size: int, label_p: float = 0.25, texture_p: float = 0.2
+        self,
+        rng: random.Random,
+        size: int,
+        label_p: float = 0.25,
+        texture_p: float = 0.2,
+        coarse: bool = False,
     ):
         self.rng = rng
         self.size = size
-        self.label_p = label_p
-        self.texture_p = texture_p
+        self.coarse = coarse
+        self.label_p = 0.0 if coarse else label_p
+        self.texture_p = 0.0 if coarse else texture_p
         self.margin = max(1, size // 64)
 
     # ------------------------------------------------------------------ objects
@@ -166,7 +175,7 @@ class SceneDesigner:
         return {
             "shape": shape,
             "colour": colour,
-            "size": self.rng.choice(SIZES),
+            "size": "large" if self.coarse else self.rng.choice(SIZES),
             "texture": self.rng.choice(TEXTURES[1:])
             if self.rng.random() < self.texture_p
             else "plain",
@@ -190,6 +199,8 @@ class SceneDesigner:
         return self.rng.sample(pairs, k)
 
     def random_image(self, vocab: list[tuple[str, str]], lo: int = 2, hi: int = 4) -> ImageSpec:
+        if self.coarse:
+            lo = hi = 1
         image = ImageSpec(background=self.rng.choice(list(BACKGROUNDS)))
         for _ in range(self.rng.randint(lo, hi)):
             try:
