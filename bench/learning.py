@@ -2,12 +2,15 @@
 synthetic multi-image tasks, greedy held-out accuracy after each, with a 95% interval and
 the majority-label share of the held-out set (a constant answer scores that much).
 
-    .venv/bin/python bench/learning.py [--task selection] [--train 1200] [--test 1000]
-        [--sft-steps 400] [--grpo-steps 60] [--out .miva/bench/learning]
+    .venv/bin/python bench/learning.py [--task selection] [--detail coarse] [--train 1500]
+        [--test 1000] [--sft-steps 900] [--grpo-steps 60] [--out .miva/bench/learning]
 
 Settings that keep a step cheap on a CPU: no tools (short system prompt), one turn,
 images of --image-size px, describe-then-answer gold trajectories (captions from the
-synthesis meta). Writes curve.png (held-out accuracy and GRPO reward) and result.json.
+synthesis meta). A --curve-items slice of the held-out set is scored every
+--sft-eval-every SFT steps and every --eval-every GRPO steps; the full held-out set after
+each stage. Writes curve.png (held-out accuracy over wall-clock minutes through both
+stages, and the GRPO reward) and result.json.
 """
 
 from __future__ import annotations
@@ -70,15 +73,18 @@ def main() -> None:
         "--detail", default="coarse", choices=["fine", "coarse"], help="synthesis data.detail"
     )
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--train", type=int, default=1200)
+    ap.add_argument("--train", type=int, default=1500)
     ap.add_argument("--test", type=int, default=1000)
-    ap.add_argument("--sft-steps", type=int, default=400)
+    ap.add_argument("--sft-steps", type=int, default=900)
     ap.add_argument("--sft-lr", type=float, default=2e-3)
+    ap.add_argument("--sft-batch", type=int, default=16)
     ap.add_argument("--grpo-steps", type=int, default=60)
     ap.add_argument("--grpo-lr", type=float, default=5e-5)
+    ap.add_argument("--curve-items", type=int, default=200, help="held-out items of the curve")
     ap.add_argument(
-        "--eval-every", type=int, default=0, help="GRPO steps between held-out evals (0: end only)"
+        "--sft-eval-every", type=int, default=150, help="SFT steps between curve points"
     )
+    ap.add_argument("--eval-every", type=int, default=10, help="GRPO steps between curve points")
     ap.add_argument("--out", default=".miva/bench/learning")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument(
@@ -115,9 +121,9 @@ def main() -> None:
         f"agent.max_new_tokens={a.max_new_tokens}",
         f"sft.steps={a.sft_steps}",
         f"sft.lr={a.sft_lr}",
-        "sft.batch_size=16",
+        f"sft.batch_size={a.sft_batch}",
         "sft.warmup_steps=20",
-        "sft.log_every=50",
+        f"sft.log_every={a.sft_eval_every}",
         f"train.steps={a.grpo_steps}",
         f"train.lr={a.grpo_lr}",
         "train.prompts_per_step=8",
@@ -135,18 +141,55 @@ def main() -> None:
     test = read_samples(data, "test")
     majority = Counter(json.dumps(s.answer) for s in test).most_common(1)[0][1] / len(test)
     t_data = time.perf_counter() - t0
+    probe = test[: a.curve_items]
+    curve: list[dict] = []  # {"stage", "step", "minutes", "accuracy"}
+    clock = {"start": time.perf_counter(), "paused": 0.0}
+
+    def point(stage: str, step: int, model, processor) -> float:
+        # evaluation time is taken off the clock: the curve shows training minutes
+        t = time.perf_counter()
+        k, m = held_out_accuracy(cfg, model, processor, probe)
+        minutes = (t - clock["start"] - clock["paused"]) / 60
+        clock["paused"] += time.perf_counter() - t
+        curve.append({"stage": stage, "step": step, "minutes": minutes, "accuracy": k / m})
+        print(f"[{stage} step {step}] held-out accuracy {k / m:.3f} ({m} items)", flush=True)
+        return k / m
 
     t0 = time.perf_counter()
-    if not (a.reuse_sft and (out / "sft" / "config.json").exists()):
-        run_sft(cfg, "tiny-random", str(data), str(out / "sft"), progress=True)
-    t_sft = time.perf_counter() - t0
-    model, processor = load_model(str(out / "sft"))
+    sft_dir = out / "sft"
+    if not (a.reuse_sft and (sft_dir / "config.json").exists()):
+        _, base_processor = load_model("tiny-random")
+        run_sft(
+            cfg,
+            "tiny-random",
+            str(data),
+            str(sft_dir),
+            progress=True,
+            log_fn=lambda step, model: point("sft", step, model, base_processor),
+        )
+    t_sft = time.perf_counter() - t0 - clock["paused"]
+    model, processor = load_model(str(sft_dir))
     k_sft, n_test = held_out_accuracy(cfg, model, processor, test)
 
     t0 = time.perf_counter()
-    trainer = GRPOTrainer(cfg, str(out / "sft"), str(data), str(out / "grpo"), progress=True)
+    paused_before = clock["paused"]
+
+    def grpo_point(step: int, model) -> dict[str, float] | None:
+        if step % a.eval_every and step != a.grpo_steps:
+            return None
+        return {"eval/probe_accuracy": point("grpo", a.sft_steps + step, model, processor)}
+
+    trainer = GRPOTrainer(
+        cfg,
+        str(sft_dir),
+        str(data),
+        str(out / "grpo"),
+        progress=True,
+        policy=(model, processor),
+        log_fn=grpo_point,
+    )
     res = trainer.run()
-    t_grpo = time.perf_counter() - t0
+    t_grpo = time.perf_counter() - t0 - (clock["paused"] - paused_before)
     model, processor = load_model(str(out / "grpo"))
     k_grpo, _ = held_out_accuracy(cfg, model, processor, test)
 
@@ -154,6 +197,7 @@ def main() -> None:
     ci_sft, ci_grpo = wilson(k_sft, n_test), wilson(k_grpo, n_test)
     result = {
         "task": a.task,
+        "detail": a.detail,
         "images": a.images,
         "held_out": n_test,
         "majority_share": majority,
@@ -163,37 +207,24 @@ def main() -> None:
         "acc_grpo_ci95": ci_grpo,
         "gain_points": 100 * (acc_grpo - acc_sft),
         "seconds": {"data": t_data, "sft": t_sft, "grpo": t_grpo},
+        "curve": curve,
         "args": vars(a),
     }
     (out / "result.json").write_text(json.dumps(result, indent=2))
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    xs = [r["step"] for r in res.history]
-    ax1.plot(xs, [r["train/reward_mean"] for r in res.history], label="reward")
-    ax1.plot(xs, [r["train/accuracy"] for r in res.history], label="rollout accuracy")
-    ax1.set_xlabel("GRPO step")
-    ax1.legend()
-    ax2.bar(
-        ["majority", "SFT", "SFT+GRPO"],
-        [majority, acc_sft, acc_grpo],
-        yerr=[
-            [0, acc_sft - ci_sft[0], acc_grpo - ci_grpo[0]],
-            [0, ci_sft[1] - acc_sft, ci_grpo[1] - acc_grpo],
-        ],
+    plot(
+        out / "curve.png",
+        curve,
+        res.history,
+        majority,
+        n_test,
+        (acc_sft, ci_sft),
+        (acc_grpo, ci_grpo),
     )
-    ax2.set_ylabel(f"held-out accuracy ({n_test} items)")
-    fig.tight_layout()
-    fig.savefig(out / "curve.png", dpi=100)
 
     print(
         f"\ntask {a.task} ({a.detail}), {a.images} images of {a.image_size} px; {a.train} train / {n_test} held-out items\n"
     )
-    print("| model | held-out accuracy | 95% CI | minutes |")
+    print("| model | held-out accuracy | 95% CI | training minutes |")
     print("|---|---|---|---|")
     print(f"| majority label | {majority:.3f} | - | - |")
     print(
@@ -204,6 +235,45 @@ def main() -> None:
     )
     print(f"\nGRPO gain: {100 * (acc_grpo - acc_sft):+.1f} points")
     print("\ncommand: .venv/bin/python bench/learning.py " + " ".join(sys.argv[1:]))
+
+
+def plot(path: Path, curve, history, majority, n_test, sft, grpo) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(14, 3.6))
+    for stage, colour in (("sft", "tab:blue"), ("grpo", "tab:orange")):
+        pts = [c for c in curve if c["stage"] == stage]
+        ax0.plot(
+            [c["minutes"] for c in pts],
+            [c["accuracy"] for c in pts],
+            "o-",
+            color=colour,
+            label=stage.upper(),
+        )
+    ax0.axhline(majority, ls="--", color="grey", label="majority label")
+    ax0.set_xlabel("training minutes (evaluation excluded)")
+    ax0.set_ylabel("held-out accuracy (curve slice)")
+    ax0.legend()
+    xs = [r["step"] for r in history]
+    ax1.plot(xs, [r["train/reward_mean"] for r in history], label="reward")
+    ax1.plot(xs, [r["train/accuracy"] for r in history], label="rollout accuracy")
+    ax1.set_xlabel("GRPO step")
+    ax1.legend()
+    (acc_sft, ci_sft), (acc_grpo, ci_grpo) = sft, grpo
+    ax2.bar(
+        ["majority", "SFT", "SFT+GRPO"],
+        [majority, acc_sft, acc_grpo],
+        yerr=[
+            [0, acc_sft - ci_sft[0], acc_grpo - ci_grpo[0]],
+            [0, ci_sft[1] - acc_sft, ci_grpo[1] - acc_grpo],
+        ],
+    )
+    ax2.set_ylabel(f"held-out accuracy ({n_test} items)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,11 @@ def _add_synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="worker processes (data.workers)")
     p.add_argument("--seed", type=int, help="generator seed (data.seed)")
     p.add_argument(
+        "--detail",
+        choices=["fine", "coarse"],
+        help="fine: small targets among near misses; coarse: one large object per image (data.detail)",
+    )
+    p.add_argument(
         "--coco", help="COCO folder to build tasks from real annotations (data.coco_path)"
     )
 
@@ -76,7 +81,7 @@ def _synth_data_config(args: argparse.Namespace, cfg: MivaConfig):
                 f"--images-per-sample must be N or MIN,MAX, got {args.images_per_sample!r}"
             )
         data["images_per_sample"] = (lo, hi)
-    for key in ("image_size", "workers", "seed"):
+    for key in ("image_size", "workers", "seed", "detail"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
     if args.coco:

@@ -43,3 +43,13 @@ def test_synth_cli_rejects_bad_options(tmp_path, capsys):
     rc = main(["synth", "--n", "5", "--out", str(tmp_path / "x"), "--coco", str(tmp_path / "no")])
     assert rc == 2
     assert "no such COCO folder" in capsys.readouterr().err
+
+
+def test_synth_cli_detail_coarse(tmp_path):
+    out = tmp_path / "coarse"
+    argv = ["synth", "--n", "6", "--out", str(out), "--image-size", "56", "--workers", "1"]
+    assert main([*argv, "--tasks", "selection", "--detail", "coarse"]) == 0
+    assert read_info(out).generator["config"]["detail"] == "coarse"
+    assert all(
+        len(im["objects"]) == 1 for s in read_samples(out) for im in s.meta["scene"]["images"]
+    )

@@ -61,6 +61,7 @@ def test_sft_trains_and_saves_a_loadable_model(dataset, tmp_path, lora):  # noqa
 def test_descriptions_name_only_the_attributes_the_question_asks_about():
     from types import SimpleNamespace
 
+    from miva.data.schema import Evidence
     from miva.rl.sft import _descriptions
 
     captions = [
@@ -68,28 +69,35 @@ def test_descriptions_name_only_the_attributes_the_question_asks_about():
         "a small blue square labelled 'K3' at centre, a large blue striped circle at bottom left",
     ]
 
-    def sample(question, target):
+    def sample(question, target, task="attribute", holder=2):
         return SimpleNamespace(
-            question=question, meta={"captions": captions, "query": {"target": target}}
+            question=question,
+            task=task,
+            evidence=[Evidence(holder, (0.0, 0.0, 5.0, 5.0))],
+            meta={"captions": captions, "query": {"target": target}},
         )
 
-    by_colour = sample("Which image shows the blue object?", {"colour": "blue"})
+    by_colour = sample("What is the blue object?", {"colour": "blue"})
     assert _descriptions(by_colour, 6) == ["Image 1: yellow.", "Image 2: blue."]
     fine = sample(
-        "Which image shows the small blue square labelled 'K3'?",
+        "What is the small blue square labelled 'K3'?",
         {"size": "small", "colour": "blue", "shape": "square", "label": "K3"},
     )
     assert _descriptions(fine, 6) == [
         "Image 1: large yellow circle.",
         "Image 2: small blue square labelled 'K3'.",
     ]
-    textured = sample(
-        "Which image shows the striped circle?", {"texture": "striped", "shape": "circle"}
-    )
+    textured = sample("What is the striped circle?", {"texture": "striped", "shape": "circle"})
     assert _descriptions(textured, 6) == ["Image 1: circle.", "Image 2: striped circle."]
+    # one-holder families mark the image that holds the target
+    selection = sample("Which image shows the blue object?", {"colour": "blue"}, "selection")
+    assert _descriptions(selection, 6) == ["Image 1: yellow, no.", "Image 2: blue, yes."]
     # no structured target (e.g. an external dataset): the clause is kept as it is
     plain = SimpleNamespace(
-        question="Which image shows the blue object?", meta={"captions": captions}
+        question="What is the blue object?",
+        task="attribute",
+        evidence=[],
+        meta={"captions": captions},
     )
     assert _descriptions(plain, 3) == [
         "Image 1: large yellow circle.",

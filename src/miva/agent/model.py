@@ -22,11 +22,14 @@ from typing import Any
 from miva.errors import ConfigError
 
 TINY = "tiny-random"
-TINY_VERSION = 4  # bump when the preset's tokenizer or architecture changes: caches rebuild
+TINY_VERSION = 5  # bump when the preset's tokenizer or architecture changes: caches rebuild
 # Where presets are cached; MIVA_MODEL_CACHE overrides.
 DEFAULT_CACHE = Path(os.environ.get("MIVA_MODEL_CACHE", ".miva/models"))
 
 # The tiny architecture. 56x56 images -> 4x4 patches of 14 px -> 2x2 merge -> 4 tokens.
+# Weights start at std 1/sqrt(width) instead of the 0.02 that suits wide models: at width
+# 64-256, 0.02 shrinks every layer's output so much that the image tokens barely move the
+# text stream and SFT sat for thousands of steps before it used them (bench/RESULTS.md).
 TINY_VISION = dict(
     depth=2,
     hidden_size=64,
@@ -38,6 +41,7 @@ TINY_VISION = dict(
     window_size=112,
     fullatt_block_indexes=[1],
     out_hidden_size=256,
+    initializer_range=64**-0.5,
 )
 TINY_TEXT = dict(
     hidden_size=256,
@@ -46,6 +50,7 @@ TINY_TEXT = dict(
     num_attention_heads=4,  # head_dim 64 -> mrope_section sums to 32
     num_key_value_heads=2,
     max_position_embeddings=4096,
+    initializer_range=256**-0.5,
     rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [8, 12, 12]},
 )
 

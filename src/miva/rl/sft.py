@@ -42,6 +42,9 @@ def _zoom_turn(sample: Any, frames: Sequence[Any], family: str) -> str | None:
 _STOP = {"a", "an", "the", "of", "in", "is", "at", "which", "one", "images", "image", "with", "and"}
 
 
+_ONE_HOLDER = ("selection", "group_grounding")  # exactly one image holds the target
+
+
 def _unasked_words(target: dict[str, Any] | None) -> set[str]:
     """Caption words naming attributes the question's target does not name ("large" and
     "circle" when the question asks for "the blue object"): describing only what was
@@ -57,7 +60,8 @@ def _unasked_words(target: dict[str, Any] | None) -> set[str]:
 def _descriptions(sample: Any, max_words: int) -> list[str]:
     """Per image, the caption clause that shares the most words with the question (the
     object to look for), without its position and without the attributes the question
-    does not name: "Image 2: small blue triangle."."""
+    does not name: "Image 2: small blue triangle."; for one-holder families with a
+    yes/no mark: "Image 2: blue, yes."."""
     meta = sample.meta if isinstance(sample.meta, dict) else {}
     caps = meta.get("captions")
     if not caps:
@@ -66,6 +70,9 @@ def _descriptions(sample: Any, max_words: int) -> list[str]:
     target = (meta.get("query") or {}).get("target")
     unasked = _unasked_words(target)
     keep_label = isinstance(target, dict) and "label" in target
+    # "which image shows X" families: each image is marked yes or no, so that the answer is
+    # the image marked yes instead of a match between the question and the descriptions
+    holders = {e.image for e in sample.evidence} if sample.task in _ONE_HOLDER else None
     out = []
     for k, cap in enumerate(caps, 1):
         clauses = [c.strip().split(" at ")[0] for c in str(cap).split(",") if c.strip()] or [""]
@@ -73,7 +80,8 @@ def _descriptions(sample: Any, max_words: int) -> list[str]:
         if not keep_label and isinstance(target, dict):
             best = best.split(" labelled ")[0]
         words = [w for w in best.split() if w.lower() not in ("a", "an") and w not in unasked]
-        out.append(f"Image {k}: " + " ".join(words[:max_words]) + ".")
+        mark = "" if holders is None else (", yes" if k in holders else ", no")
+        out.append(f"Image {k}: " + " ".join(words[:max_words]) + mark + ".")
     return out
 
 

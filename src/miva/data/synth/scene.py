@@ -38,6 +38,9 @@ SIZES: tuple[str, ...] = ("small", "large")
 LABEL_CHARS = "ABCDEFHKMNPRTX"
 # Side of an object as a fraction of the image side.
 SIDE_FRACTION = {"small": (0.13, 0.17), "large": (0.24, 0.30)}
+# Coarse scenes: the object fills about a quarter of the image, so that at 56 px (four
+# vision tokens) every token sees some of it.
+COARSE_SIDE_FRACTION = (0.45, 0.55)
 ATTRIBUTES: tuple[str, ...] = ("shape", "colour", "size", "texture", "label")
 
 Descriptor = dict[str, str]
@@ -151,7 +154,7 @@ class SceneDesigner:
 
     # ------------------------------------------------------------------ objects
     def side(self, size_class: str) -> int:
-        lo, hi = SIDE_FRACTION[size_class]
+        lo, hi = COARSE_SIDE_FRACTION if self.coarse else SIDE_FRACTION[size_class]
         return max(3, round(self.size * self.rng.uniform(lo, hi)))
 
     def free_box(self, image: ImageSpec, side: int, tries: int = 60) -> list[int]:
