@@ -73,6 +73,13 @@ def main() -> None:
         "--detail", default="coarse", choices=["fine", "coarse"], help="synthesis data.detail"
     )
     ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--mc-fraction", type=float, default=0.0, help="data.multiple_choice_fraction")
+    ap.add_argument(
+        "--sft-control",
+        action="store_true",
+        help="also continue SFT from the SFT model for as many minutes as GRPO took: "
+        "does GRPO beat more of the same supervision?",
+    )
     ap.add_argument("--train", type=int, default=1500)
     ap.add_argument("--test", type=int, default=1000)
     ap.add_argument("--sft-steps", type=int, default=900)
@@ -115,6 +122,7 @@ def main() -> None:
         f"data.images_per_sample=[{lo}, {hi}]",
         f"data.image_size={a.image_size}",
         f"data.detail={a.detail}",
+        f"data.multiple_choice_fraction={a.mc_fraction}",
         f"data.splits={{train: {a.train / n:.6f}, test: {a.test / n:.6f}}}",
         "agent.tools=[]",
         "agent.max_turns=1",
@@ -132,6 +140,11 @@ def main() -> None:
         "train.checkpoint_every=1000000",
         "train.max_refill_rounds=1",
         "reward.weights={accuracy: 1.0, format: 0.1}",
+        # one turn, no tools: a truncated answer is a wrong answer. Masking it instead (the
+        # multi-turn default) let a policy drift into truncation unopposed: 30 steps in, every
+        # rollout was truncated and masked, and the gradient was zero from then on.
+        "train.status_policy={ok: train, truncated: penalize, malformed: penalize, "
+        "tool_error: mask, max_turns: mask, image_budget: mask}",
     ]
     cfg = load_config("tiny-cpu", overrides)
     data = out / "data"
@@ -193,6 +206,32 @@ def main() -> None:
     model, processor = load_model(str(out / "grpo"))
     k_grpo, _ = held_out_accuracy(cfg, model, processor, test)
 
+    control = None
+    if a.sft_control:
+        # as many SFT steps as fit in GRPO's minutes, from the SFT model, at the SFT rate
+        steps = max(1, round(t_grpo / (t_sft / max(a.sft_steps, 1))))
+        more = cfg.model_copy(
+            update={"sft": cfg.sft.model_copy(update={"steps": steps, "warmup_steps": 0})}
+        )
+        t0 = time.perf_counter()
+        clock.update(start=t0 - t_sft, paused=0.0)  # the control's curve starts where SFT ended
+        run_sft(
+            more,
+            str(sft_dir),
+            str(data),
+            str(out / "sft-control"),
+            progress=True,
+            log_fn=lambda step, model: point("sft-control", a.sft_steps + step, model, processor),
+        )
+        model, processor = load_model(str(out / "sft-control"))
+        k_ctl, _ = held_out_accuracy(cfg, model, processor, test)
+        control = {
+            "steps": steps,
+            "acc": k_ctl / n_test,
+            "acc_ci95": wilson(k_ctl, n_test),
+            "seconds": time.perf_counter() - t0,
+        }
+
     acc_sft, acc_grpo = k_sft / n_test, k_grpo / n_test
     ci_sft, ci_grpo = wilson(k_sft, n_test), wilson(k_grpo, n_test)
     result = {
@@ -207,6 +246,7 @@ def main() -> None:
         "acc_grpo_ci95": ci_grpo,
         "gain_points": 100 * (acc_grpo - acc_sft),
         "seconds": {"data": t_data, "sft": t_sft, "grpo": t_grpo},
+        "sft_control": control,
         "curve": curve,
         "args": vars(a),
     }
@@ -233,6 +273,11 @@ def main() -> None:
     print(
         f"| SFT + GRPO ({a.grpo_steps} steps) | {acc_grpo:.3f} | {ci_grpo[0]:.3f}-{ci_grpo[1]:.3f} | {t_grpo / 60:.1f} |"
     )
+    if control:
+        lo, hi = control["acc_ci95"]
+        print(
+            f"| SFT continued instead ({a.sft_steps} + {control['steps']} steps, control) | {control['acc']:.3f} | {lo:.3f}-{hi:.3f} | {t_grpo / 60:.1f} |"
+        )
     print(f"\nGRPO gain: {100 * (acc_grpo - acc_sft):+.1f} points")
     print("\ncommand: .venv/bin/python bench/learning.py " + " ".join(sys.argv[1:]))
 
@@ -244,7 +289,11 @@ def plot(path: Path, curve, history, majority, n_test, sft, grpo) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(14, 3.6))
-    for stage, colour in (("sft", "tab:blue"), ("grpo", "tab:orange")):
+    for stage, colour in (
+        ("sft", "tab:blue"),
+        ("grpo", "tab:orange"),
+        ("sft-control", "tab:green"),
+    ):
         pts = [c for c in curve if c["stage"] == stage]
         ax0.plot(
             [c["minutes"] for c in pts],

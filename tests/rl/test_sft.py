@@ -92,6 +92,10 @@ def test_descriptions_name_only_the_attributes_the_question_asks_about():
     # one-holder families mark the image that holds the target
     selection = sample("Which image shows the blue object?", {"colour": "blue"}, "selection")
     assert _descriptions(selection, 6) == ["Image 1: yellow, no.", "Image 2: blue, yes."]
+    # a question about one image describes that image, with the asked attribute
+    about_one = sample("What colour is the striped circle in image 2?", {"texture": "striped"})
+    about_one.meta["query"].update(image=2, ask="colour")
+    assert _descriptions(about_one, 6) == ["Image 2: blue striped."]
     # no structured target (e.g. an external dataset): the clause is kept as it is
     plain = SimpleNamespace(
         question="What is the blue object?",

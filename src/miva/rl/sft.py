@@ -61,20 +61,26 @@ def _descriptions(sample: Any, max_words: int) -> list[str]:
     """Per image, the caption clause that shares the most words with the question (the
     object to look for), without its position and without the attributes the question
     does not name: "Image 2: small blue triangle."; for one-holder families with a
-    yes/no mark: "Image 2: blue, yes."."""
+    yes/no mark: "Image 2: blue, yes."; for a question about one image, that image alone."""
     meta = sample.meta if isinstance(sample.meta, dict) else {}
     caps = meta.get("captions")
     if not caps:
         return []
     query = {w.strip("?.,:'").lower() for w in sample.question.split()} - _STOP
-    target = (meta.get("query") or {}).get("target")
+    spec = meta.get("query") or {}
+    target = spec.get("target")
+    if isinstance(target, dict) and spec.get("ask"):
+        target = {**target, spec["ask"]: None}  # the asked attribute is described too
     unasked = _unasked_words(target)
     keep_label = isinstance(target, dict) and "label" in target
+    only = spec.get("image")  # a question about one image describes that image alone
     # "which image shows X" families: each image is marked yes or no, so that the answer is
     # the image marked yes instead of a match between the question and the descriptions
     holders = {e.image for e in sample.evidence} if sample.task in _ONE_HOLDER else None
     out = []
     for k, cap in enumerate(caps, 1):
+        if only is not None and k != int(only):
+            continue
         clauses = [c.strip().split(" at ")[0] for c in str(cap).split(",") if c.strip()] or [""]
         best = max(clauses, key=lambda c: len(query & {w.strip("'").lower() for w in c.split()}))
         if not keep_label and isinstance(target, dict):

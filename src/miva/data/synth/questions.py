@@ -261,6 +261,8 @@ def write_attribute(d: SceneDesigner, n: int, mc: bool) -> Item:
     rng = d.rng
     scene, _ = d.random_scene(n)
     k = rng.randint(1, n)
+    if d.coarse:
+        return _coarse_attribute(d, scene, n, k, mc)
     attrs: dict[str, Any] = {
         "size": "small",
         "colour": rng.choice(list(COLOURS)),
@@ -288,6 +290,19 @@ def write_attribute(d: SceneDesigner, n: int, mc: bool) -> Item:
     return Item(
         "attribute", scene, query, "choice", tid, stem, [value, *rng.sample(sorted(pool), 3)]
     )
+
+
+def _coarse_attribute(d: SceneDesigner, scene: Scene, n: int, k: int, mc: bool) -> Item:
+    """"What colour is the object in image 2?": coarse images hold one object each."""
+    rng = d.rng
+    ask = rng.choice(("colour", "colour", "shape"))
+    query = {"task": "attribute", "image": k, "target": {}, "ask": ask}
+    tid, stem = _phrase(rng, f"attribute/{ask}", desc=describe({}), k=k)
+    if not mc:
+        return Item("attribute", scene, query, "text", tid, stem)
+    value = getattr(scene.images[k - 1].objects[0], ask)
+    pool = sorted(v for v in (COLOURS if ask == "colour" else SHAPES) if v != value)
+    return Item("attribute", scene, query, "choice", tid, stem, [value, *rng.sample(pool, 3)])
 
 
 def write_grounding(d: SceneDesigner, n: int, mc: bool) -> Item:
