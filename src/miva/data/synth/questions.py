@@ -293,7 +293,7 @@ def write_attribute(d: SceneDesigner, n: int, mc: bool) -> Item:
 
 
 def _coarse_attribute(d: SceneDesigner, scene: Scene, n: int, k: int, mc: bool) -> Item:
-    """"What colour is the object in image 2?": coarse images hold one object each."""
+    """Questions like "What colour is the object in image 2?": coarse images hold one object."""
     rng = d.rng
     ask = rng.choice(("colour", "colour", "shape"))
     query = {"task": "attribute", "image": k, "target": {}, "ask": ask}
