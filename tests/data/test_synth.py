@@ -279,3 +279,23 @@ def test_coarse_detail_gives_one_large_object_per_image_and_colour_targets():
             k for k, im in enumerate(scene["images"], 1) if im["objects"][0]["colour"] == colour
         ]
         assert holders == [int(s.answer)]
+
+
+def test_coarse_attribute_asks_about_the_one_object_of_the_named_image():
+    samples = synthesize(
+        _cfg(n=24, tasks=["attribute"], detail="coarse", image_size=56, images_per_sample=(3, 3)),
+        progress=False,
+    ).samples
+    kinds = set()
+    for s in samples:
+        query, images = s.meta["query"], s.meta["scene"]["images"]
+        assert [len(im["objects"]) for im in images] == [1, 1, 1]
+        assert f"image {query['image']}" in s.question.lower()
+        value = images[query["image"] - 1]["objects"][0][query["ask"]]
+        if s.answer_type == "choice":
+            assert s.choices[ord(s.answer) - 65] == value
+        else:
+            assert s.answer == value
+        kinds.add((query["ask"], s.answer_type))
+    assert {"colour", "shape"} <= {ask for ask, _ in kinds}
+    assert {"text", "choice"} <= {t for _, t in kinds}
