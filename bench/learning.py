@@ -180,9 +180,16 @@ def main() -> None:
             progress=True,
             log_fn=lambda step, model: point("sft", step, model, base_processor),
         )
-    t_sft = time.perf_counter() - t0 - clock["paused"]
+        (sft_dir / "bench_seconds.json").write_text(
+            json.dumps({"seconds": time.perf_counter() - t0 - clock["paused"]})
+        )
+    # with --reuse-sft, the minutes of the run that made the model (the SFT control needs them)
+    made = sft_dir / "bench_seconds.json"
+    t_sft = json.loads(made.read_text())["seconds"] if made.exists() else math.nan
     model, processor = load_model(str(sft_dir))
+    t_eval = time.perf_counter()
     k_sft, n_test = held_out_accuracy(cfg, model, processor, test)
+    clock["paused"] += time.perf_counter() - t_eval  # the curve's GRPO part starts where SFT ended
 
     t0 = time.perf_counter()
     paused_before = clock["paused"]
@@ -209,12 +216,15 @@ def main() -> None:
     control = None
     if a.sft_control:
         # as many SFT steps as fit in GRPO's minutes, from the SFT model, at the SFT rate
-        steps = max(1, round(t_grpo / (t_sft / max(a.sft_steps, 1))))
+        rate = t_sft / max(a.sft_steps, 1)
+        steps = max(1, round(t_grpo / rate)) if math.isfinite(rate) else a.grpo_steps
         more = cfg.model_copy(
             update={"sft": cfg.sft.model_copy(update={"steps": steps, "warmup_steps": 0})}
         )
         t0 = time.perf_counter()
-        clock.update(start=t0 - t_sft, paused=0.0)  # the control's curve starts where SFT ended
+        clock.update(
+            start=t0 - (t_sft if math.isfinite(t_sft) else 0.0), paused=0.0
+        )  # the control's curve starts where SFT ended
         run_sft(
             more,
             str(sft_dir),
@@ -257,8 +267,11 @@ def main() -> None:
         res.history,
         majority,
         n_test,
-        (acc_sft, ci_sft),
-        (acc_grpo, ci_grpo),
+        {
+            "SFT": (acc_sft, ci_sft),
+            "SFT+GRPO": (acc_grpo, ci_grpo),
+            **({"more SFT": (control["acc"], control["acc_ci95"])} if control else {}),
+        },
     )
 
     print(
@@ -282,7 +295,8 @@ def main() -> None:
     print("\ncommand: .venv/bin/python bench/learning.py " + " ".join(sys.argv[1:]))
 
 
-def plot(path: Path, curve, history, majority, n_test, sft, grpo) -> None:
+def plot(path: Path, curve, history, majority, n_test, bars) -> None:
+    """Curve over minutes, GRPO reward per step, and held-out accuracy bars with 95% CIs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -311,13 +325,13 @@ def plot(path: Path, curve, history, majority, n_test, sft, grpo) -> None:
     ax1.plot(xs, [r["train/accuracy"] for r in history], label="rollout accuracy")
     ax1.set_xlabel("GRPO step")
     ax1.legend()
-    (acc_sft, ci_sft), (acc_grpo, ci_grpo) = sft, grpo
+    accs = [acc for acc, _ in bars.values()]
     ax2.bar(
-        ["majority", "SFT", "SFT+GRPO"],
-        [majority, acc_sft, acc_grpo],
+        ["majority", *bars],
+        [majority, *accs],
         yerr=[
-            [0, acc_sft - ci_sft[0], acc_grpo - ci_grpo[0]],
-            [0, ci_sft[1] - acc_sft, ci_grpo[1] - acc_grpo],
+            [0, *(acc - ci[0] for acc, ci in bars.values())],
+            [0, *(ci[1] - acc for acc, ci in bars.values())],
         ],
     )
     ax2.set_ylabel(f"held-out accuracy ({n_test} items)")
