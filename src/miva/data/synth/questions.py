@@ -262,7 +262,7 @@ def write_attribute(d: SceneDesigner, n: int, mc: bool) -> Item:
     scene, _ = d.random_scene(n)
     k = rng.randint(1, n)
     if d.coarse:
-        return _coarse_attribute(d, scene, n, k, mc)
+        return _coarse_attribute(d, scene, k, mc)
     attrs: dict[str, Any] = {
         "size": "small",
         "colour": rng.choice(list(COLOURS)),
@@ -292,7 +292,7 @@ def write_attribute(d: SceneDesigner, n: int, mc: bool) -> Item:
     )
 
 
-def _coarse_attribute(d: SceneDesigner, scene: Scene, n: int, k: int, mc: bool) -> Item:
+def _coarse_attribute(d: SceneDesigner, scene: Scene, k: int, mc: bool) -> Item:
     """Questions like "What colour is the object in image 2?": coarse images hold one object."""
     rng = d.rng
     ask = rng.choice(("colour", "colour", "shape"))
