@@ -2,8 +2,8 @@
 synthetic multi-image tasks, greedy held-out accuracy after each, with a 95% interval and
 the majority-label share of the held-out set (a constant answer scores that much).
 
-    .venv/bin/python bench/learning.py [--task selection] [--detail coarse] [--train 1500]
-        [--test 1000] [--sft-steps 900] [--grpo-steps 60] [--out .miva/bench/learning]
+    .venv/bin/python bench/learning.py [--task attribute] [--detail coarse] [--train 1500]
+        [--test 1000] [--sft-steps 300] [--grpo-steps 100] [--grpo-lr 3e-5] [--sft-control]
 
 Settings that keep a step cheap on a CPU: no tools (short system prompt), one turn,
 images of --image-size px, describe-then-answer gold trajectories (captions from the
@@ -66,7 +66,7 @@ def held_out_accuracy(cfg, model, processor, samples, batch: int = 64) -> tuple[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", default="selection")
+    ap.add_argument("--task", default="attribute")
     ap.add_argument("--images", default="3,3", help="MIN,MAX images per sample")
     ap.add_argument("--image-size", type=int, default=56)
     ap.add_argument(
@@ -82,11 +82,11 @@ def main() -> None:
     )
     ap.add_argument("--train", type=int, default=1500)
     ap.add_argument("--test", type=int, default=1000)
-    ap.add_argument("--sft-steps", type=int, default=900)
+    ap.add_argument("--sft-steps", type=int, default=300)
     ap.add_argument("--sft-lr", type=float, default=2e-3)
     ap.add_argument("--sft-batch", type=int, default=16)
-    ap.add_argument("--grpo-steps", type=int, default=60)
-    ap.add_argument("--grpo-lr", type=float, default=5e-5)
+    ap.add_argument("--grpo-steps", type=int, default=100)
+    ap.add_argument("--grpo-lr", type=float, default=3e-5)
     ap.add_argument("--curve-items", type=int, default=200, help="held-out items of the curve")
     ap.add_argument(
         "--sft-eval-every", type=int, default=150, help="SFT steps between curve points"
