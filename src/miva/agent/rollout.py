@@ -26,7 +26,7 @@ from typing import Any
 
 from miva.agent import format as fmt
 from miva.agent.assembly import EncodedImage, SequenceBuilder, encode_image, sanitize
-from miva.agent.engines.base import Engine, GenRequest
+from miva.agent.engines.base import Engine, GenRequest, release
 from miva.agent.tools import Tool, ToolContext, ToolResult
 from miva.agent.trajectory import ToolCall, Trajectory, Turn
 
@@ -109,6 +109,7 @@ class Agent:
                         key=i,
                         turn=turn,
                         images=[e.image for e in s.builder.images],
+                        image_keys=s.builder.image_keys(),
                     )
                 )
             results = self.engine.generate(requests, seed=seed * 100003 + turn)
@@ -118,6 +119,7 @@ class Agent:
                 bar.update(1)
         if bar:
             bar.close()
+        release(self.engine)  # the engine's per-batch state (KV cache) is not needed any more
         for s in states:
             if not s.done:
                 s.done = True
@@ -211,6 +213,7 @@ class Agent:
             images=[e.image for e in b.images],
             pixel_values=b.pixel_values(),
             image_grid_thw=b.image_grid_thw(),
+            image_keys=b.image_keys(),
             status=s.status,  # type: ignore[arg-type]
             answer=s.answer,
             frames=[e.frame for e in b.images],

@@ -51,7 +51,7 @@ from miva.rl.advantages import get_advantage, zero_variance_groups
 from miva.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from miva.rl.masks import apply_status_policy
 from miva.rl.metrics import MetricsLogger
-from miva.rl.policy import LossSettings, PolicyBatch, micro_batch_loss
+from miva.rl.policy import LossSettings, PolicyBatch, micro_batch_loss, micro_batches
 from miva.rl.rewards import score
 from miva.rl.rewards.accuracy import is_correct
 from miva.rl.rewards.registry import RewardSettings
@@ -290,36 +290,19 @@ class GRPOTrainer:
         return out
 
     # ------------------------------------------------------------------ update
-    def _micro_batch(self, trajs: list[Any], adv: torch.Tensor, valid: list[bool]) -> PolicyBatch:
-        from miva.agent.forward import collate
-
-        b = collate(
-            trajs,
-            self.pad_id,
-            self.processor.token_id("<|image_pad|>"),
-            self.processor.merge_size,
-        )
-        keep = torch.tensor(valid, dtype=torch.float32).unsqueeze(1)
-        mm = {k: b[k] for k in ("pixel_values", "image_grid_thw", "mm_token_type_ids") if k in b}
-        return PolicyBatch(
-            input_ids=b["input_ids"],
-            attention_mask=b["attention_mask"],
-            loss_mask=b["loss_mask"][:, 1:] * keep,
-            advantages=adv,
-            trajectories=trajs,
-            model_kwargs=mm,
-        ).to(self.device)
-
     def _update(self, batch: StepBatch, adv: torch.Tensor) -> dict[str, float]:
         t = self.t
         valid = batch.valid
         micro = [
-            self._micro_batch(
-                batch.trajectories[i : i + self.micro_size],
-                adv[i : i + self.micro_size],
-                valid[i : i + self.micro_size],
+            m.to(self.device)
+            for m in micro_batches(
+                batch.trajectories,
+                adv,
+                valid,
+                self.micro_size,
+                self.processor,
+                getattr(self.rollout_engine, "vision_cache", None),
             )
-            for i in range(0, len(batch.trajectories), self.micro_size)
         ]
         num_seqs = float(sum(valid))
         num_tokens = float(sum(float(m.loss_mask.sum()) for m in micro))
@@ -475,9 +458,9 @@ def _zero_grads(engine: Any) -> None:
 
 
 def _logp(model: Any, batch: PolicyBatch, temperature: float) -> torch.Tensor:
-    from miva.rl.policy import forward_logprobs
+    from miva.agent.forward import token_logprobs
 
-    return forward_logprobs(model, batch, temperature=temperature)[0].detach()
+    return token_logprobs(model, batch, temperature)[0].detach()
 
 
 def _slice(b: StepBatch, i: int, j: int) -> StepBatch:
