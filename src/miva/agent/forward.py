@@ -30,7 +30,14 @@ from typing import Any
 from miva.agent.assembly import IMAGE_PAD, ParityError, check_parity
 from miva.agent.positions import mrope_positions
 from miva.agent.trajectory import Trajectory
-from miva.agent.vision import ImageRef, VisionCache, encode_images, split_images, unwrap, vision_tower
+from miva.agent.vision import (
+    ImageRef,
+    VisionCache,
+    encode_images,
+    split_images,
+    unwrap,
+    vision_tower,
+)
 
 
 @dataclass

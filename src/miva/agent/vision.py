@@ -93,7 +93,7 @@ def vision_tower(model: Any) -> Any | None:
 
 def weights_version(module: Any) -> tuple:
     """Changes whenever any parameter of `module` is replaced or modified in place."""
-    return (id(module),) + tuple((p.data_ptr(), p._version) for p in module.parameters())
+    return (id(module), *((p.data_ptr(), p._version) for p in module.parameters()))
 
 
 def _encode(visual: Any, refs: Sequence[ImageRef]) -> list[Any]:
