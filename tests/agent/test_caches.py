@@ -51,14 +51,20 @@ def _script(key, turn):
     if key == N_PER or turn >= 2:
         return None
     if turn == 0:
-        return _call("view", image=2) if key % N_PER == 2 else _call("zoom", image=1, bbox=[56, 56, 112, 112])
+        return (
+            _call("view", image=2)
+            if key % N_PER == 2
+            else _call("zoom", image=1, bbox=[56, 56, 112, 112])
+        )
     return _call("view", image=1)
 
 
 def _rollout(model, processor, kv_cache: bool, vision_cache: bool, seed: int = 4):
     cfg = AgentConfig(max_new_tokens=40, max_turns=3, temperature=1.0)
     engine = HFEngine(model, processor, kv_cache=kv_cache, vision_cache=vision_cache)
-    agent = Agent(processor, cfg, build_tools(cfg), ReplayTurns(engine, processor.tokenizer, _script))
+    agent = Agent(
+        processor, cfg, build_tools(cfg), ReplayTurns(engine, processor.tokenizer, _script)
+    )
     samples = [_sample("Which image shows the red square?"), _sample("Where is it?", (250, 10, 10))]
     return agent.rollout(samples, n_per_sample=N_PER, seed=seed), engine
 
@@ -76,7 +82,9 @@ def test_same_seed_same_trajectories_with_and_without_caches(runs):
     assert [t.token_ids for t in cached] == [t.token_ids for t in plain]
     assert [t.status for t in cached] == [t.status for t in plain]
     for a, b in zip(cached, plain, strict=True):
-        assert torch.allclose(torch.tensor(a.sampled_logprobs), torch.tensor(b.sampled_logprobs), atol=TOL)
+        assert torch.allclose(
+            torch.tensor(a.sampled_logprobs), torch.tensor(b.sampled_logprobs), atol=TOL
+        )
     # the workload is multi-turn with images entering the context
     assert max(t.num_turns for t in cached) == 3
     assert max(len(t.images) for t in cached) == 4
@@ -99,8 +107,11 @@ def test_placeholders_match_features_for_every_sequence(tiny, runs):
     _, processor = tiny
     for t in runs[0]:
         check_parity(
-            t.token_ids, t.image_grid_thw.tolist(), processor.token_id("<|image_pad|>"),
-            processor.merge_size, t.pixel_values,
+            t.token_ids,
+            t.image_grid_thw.tolist(),
+            processor.token_id("<|image_pad|>"),
+            processor.merge_size,
+            t.pixel_values,
         )
         assert len(t.image_keys) == len(t.images)
 
@@ -141,7 +152,9 @@ def test_greedy_rollouts_agree_too(tiny):
     out = []
     for kv in (True, False):
         engine = HFEngine(model, processor, temperature=0.0, kv_cache=kv, vision_cache=kv)
-        agent = Agent(processor, cfg, build_tools(cfg), ReplayTurns(engine, processor.tokenizer, _script))
+        agent = Agent(
+            processor, cfg, build_tools(cfg), ReplayTurns(engine, processor.tokenizer, _script)
+        )
         out.append(agent.rollout([_sample("Which?")], n_per_sample=N_PER, seed=0))
     assert [t.token_ids for t in out[0]] == [t.token_ids for t in out[1]]
 

@@ -51,7 +51,9 @@ def test_random_sequences_match_get_rope_index_whole_and_in_pieces(tiny):
         for cut in range(1, len(ids)):
             if ids[cut - 1] == image_id and ids[cut] == image_id:
                 continue
-            k = sum(1 for i in range(cut) if ids[i] == image_id and (i == 0 or ids[i - 1] != image_id))
+            k = sum(
+                1 for i in range(cut) if ids[i] == image_id and (i == 0 or ids[i - 1] != image_id)
+            )
             head, mid = mrope_positions(ids[:cut], grids[:k], image_id, 2)
             tail, end2 = mrope_positions(ids[cut:], grids[k:], image_id, 2, start=mid)
             assert torch.equal(torch.cat([head, tail], 1), got) and end2 == end

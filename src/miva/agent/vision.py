@@ -55,7 +55,9 @@ class ImageRef:
         return t * h * w
 
 
-def split_images(pixel_values: Any, grids: Any, keys: Sequence[str] | None = None) -> list[ImageRef]:
+def split_images(
+    pixel_values: Any, grids: Any, keys: Sequence[str] | None = None
+) -> list[ImageRef]:
     """Per-image refs from concatenated pixel rows and ``[n, 3]`` grids (keys hashed when
     not given)."""
     if pixel_values is None or grids is None or len(grids) == 0:
@@ -110,11 +112,15 @@ def _encode(visual: Any, refs: Sequence[ImageRef]) -> list[Any]:
     merge = int(getattr(visual, "spatial_merge_size", 2))
     sizes = [r.num_patches // merge**2 for r in refs]
     if int(merged.shape[0]) != sum(sizes):
-        raise ValueError(f"the vision tower returned {merged.shape[0]} features, grids need {sum(sizes)}")
+        raise ValueError(
+            f"the vision tower returned {merged.shape[0]} features, grids need {sum(sizes)}"
+        )
     return list(torch.split(merged, sizes))
 
 
-def encode_images(model: Any, refs: Sequence[ImageRef], cache: VisionCache | None = None, grad: bool = False) -> list[Any]:
+def encode_images(
+    model: Any, refs: Sequence[ImageRef], cache: VisionCache | None = None, grad: bool = False
+) -> list[Any]:
     """Features of each ref, in order; each distinct image is encoded once.
 
     With ``grad=True`` nothing is read from or written to the cache (gradients must flow

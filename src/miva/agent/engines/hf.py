@@ -234,7 +234,9 @@ class HFEngine:
             want = int(placeholders.sum())
             got = sum(int(f.shape[0]) for f in vf)
             if want != got:
-                raise ParityError(f"{want} image placeholders in the new tokens, {got} image features")
+                raise ParityError(
+                    f"{want} image placeholders in the new tokens, {got} image features"
+                )
             embeds = embeds.masked_scatter(
                 placeholders.unsqueeze(-1), torch.cat(vf).to(embeds.dtype)
             )
