@@ -239,10 +239,10 @@ def test_gradients_through_shared_image_features_equal_the_models_own_forward(ti
             assert (grads[n] - p.grad).norm() <= 1e-4 * p.grad.norm() + 1e-8, n
 
 
-def test_compacting_the_cache_keeps_each_rows_slots_in_order():
-    from transformers import DynamicCache
+def test_compacting_the_cache_keeps_each_rows_slots_in_order(tiny):
+    from miva.agent.engines.kv import batch_cache
 
-    cache = DynamicCache()
+    cache = batch_cache(tiny[0].config)
     keys = torch.arange(2 * 1 * 6 * 1, dtype=torch.float32).view(2, 1, 6, 1)
     cache.update(keys.clone(), -keys.clone(), 0)
     mask = torch.tensor([[0, 1, 0, 0, 1, 0], [0, 0, 0, 1, 0, 0]])
@@ -250,3 +250,27 @@ def test_compacting_the_cache_keeps_each_rows_slots_in_order():
     assert new.tolist() == [[1, 1], [1, 0]]
     assert cache.layers[0].keys[:, 0, :, 0].tolist() == [[1.0, 4.0], [9.0, 6.0]]
     assert cache.layers[0].values[0, 0, :, 0].tolist() == [-1.0, -4.0]
+
+
+def test_spare_layer_holds_what_concatenation_would(tiny):
+    """Updates into spare room, reserve, row selection with repeats: the layer always
+    shows exactly the keys and values that plain concatenation would."""
+    from miva.agent.engines.kv import SpareLayer
+
+    g = torch.Generator().manual_seed(0)
+    layer, ref_k, ref_v = SpareLayer(), None, None
+    for step, add in enumerate([5, 1, 1, 3, 1]):
+        k, v = torch.randn(3, 2, add, 4, generator=g), torch.randn(3, 2, add, 4, generator=g)
+        if step == 2:
+            layer.reserve(10)
+        got_k, got_v = layer.update(k, v)
+        ref_k = k if ref_k is None else torch.cat([ref_k, k], 2)
+        ref_v = v if ref_v is None else torch.cat([ref_v, v], 2)
+        assert torch.equal(got_k, ref_k) and torch.equal(got_v, ref_v)
+        assert layer.get_seq_length() == ref_k.shape[2]
+    idx = torch.tensor([2, 2, 0])
+    layer.reorder_cache(idx)
+    assert torch.equal(layer.keys, ref_k[idx]) and torch.equal(layer.values, ref_v[idx])
+    k, v = torch.randn(3, 2, 1, 4, generator=g), torch.randn(3, 2, 1, 4, generator=g)
+    got_k, _ = layer.update(k, v)
+    assert torch.equal(got_k, torch.cat([ref_k[idx], k], 2))

@@ -17,9 +17,9 @@ One `generate` call is one assistant turn for every running trajectory:
    the next turn's request starts with it.
 4. **Keep** the rows for the next turn (`release()` drops them at the end of a batch).
 
-Rows of a batch cache are right-aligned in time; slots a row does not use (shorter
-prompts, tokens after it stopped) are masked out, never attended, and compacted away
-when they pass half the cache. Nothing here reads the checkpoint's `generation_config`:
+The rows of the batch cache share one slot axis in time order; slots a row does not use
+(padding after a shorter new piece, decode steps after it stopped, a row started afresh)
+are masked out, never attended, and compacted away when they pass a quarter of the cache. Nothing here reads the checkpoint's `generation_config`:
 sampling is exactly log_softmax(logits / T) (recorded), vision placeholders suppressed,
 then top-p, with a private RNG stream seeded per call (the caller's RNG is untouched).
 
@@ -46,7 +46,7 @@ SUPPRESSED = (
     "<|vision_end|>",
     "<|vision_pad|>",
 )
-COMPACT_WASTE = 0.5  # compact the batch cache when this share of its slots is masked
+COMPACT_WASTE = 0.25  # compact the batch cache when this share of its slots is masked
 
 
 @dataclass
@@ -157,7 +157,8 @@ class HFEngine:
     def _append(self, model: Any, requests: list[GenRequest]) -> tuple[_Batch, Any]:
         """Run every request's new tokens into the cache; logits of each request's last token."""
         import torch
-        from transformers import DynamicCache
+
+        from miva.agent.engines.kv import batch_cache, reserve
 
         version = _weights_version(model)
         images = [self._images(r) for r in requests]
@@ -193,7 +194,7 @@ class HFEngine:
             cache, mask = _compact(cache, mask)
             self._batch = None  # its cache was reordered in place
         else:
-            cache = DynamicCache(config=model.config)
+            cache = batch_cache(model.config)
             mask = torch.zeros((len(compute), 0), dtype=torch.long, device=dev)
 
         chunks, pos, feats = [], [], []
@@ -241,6 +242,7 @@ class HFEngine:
                 placeholders.unsqueeze(-1), torch.cat(vf).to(embeds.dtype)
             )
         mask = torch.cat([mask, new_mask.to(dev)], dim=1)
+        reserve(cache, max(r.max_new_tokens for r in requests))  # decode writes in place
         hidden = _language_model(model)(
             inputs_embeds=embeds,
             position_ids=positions.to(dev),
@@ -370,6 +372,8 @@ def _compact(cache: Any, mask: Any) -> tuple[Any, Any]:
     are more than `COMPACT_WASTE` of the cache; attention results are unchanged."""
     import torch
 
+    from miva.agent.engines.kv import gather_slots
+
     rows, width = mask.shape
     if width == 0:
         return cache, mask
@@ -379,11 +383,5 @@ def _compact(cache: Any, mask: Any) -> tuple[Any, Any]:
     new_width = int(keep.max())
     # slot indices of each row's attended slots first, stable, then the rest
     order = torch.argsort(1 - mask, dim=1, stable=True)[:, :new_width]
-    new_mask = torch.gather(mask, 1, order)
-    for layer in cache.layers:
-        if getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
-            continue
-        idx = order[:, None, :, None].expand(-1, layer.keys.shape[1], -1, layer.keys.shape[3])
-        layer.keys = torch.gather(layer.keys, 2, idx)
-        layer.values = torch.gather(layer.values, 2, idx)
-    return cache, new_mask
+    gather_slots(cache, order)
+    return cache, torch.gather(mask, 1, order)
