@@ -125,6 +125,8 @@ def miva_steps(cfg, model, processor, samples, wrap=None) -> dict:
         "cpu": cpu,
         "completion": [row["rollout/response_tokens"] for row in res.history],
         "turns": [row["rollout/turns"] for row in res.history],
+        "rollout": [row["perf/rollout_time_s"] for row in res.history],
+        "update": [row["perf/update_time_s"] for row in res.history],
     }
 
 
@@ -371,17 +373,23 @@ def main() -> None:
         print(json.dumps(rows[-1], default=str)[:400], file=sys.stderr)
     med = statistics.median
     print(
-        f"\n{a.prompts} prompts x {a.group} samples x {a.tokens} tokens, {a.steps} steps "
-        f"(first is warm-up), torch threads {a.threads}\n"
+        f"\ntext / images / multi-turn rows: {a.prompts} prompts x {a.group} samples x "
+        f"{a.tokens} tokens per turn; preset row: configs/tiny-cpu.yaml's GRPO settings. "
+        f"{a.steps} steps per run (the first is warm-up), torch threads {a.threads}\n"
     )
     print(
-        "| workload | trainer | median wall s/step | median CPU s/step | mean completion tokens | steps timed |"
+        "| workload | trainer | median wall s/step | median CPU s/step | rollout s | update s "
+        "| mean completion tokens | turns | steps timed |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        part = {k: f"{med(r[k][1:]):.3f}" if k in r else "-" for k in ("rollout", "update")}
+        turns = f"{statistics.mean(r['turns'][1:]):.2f}" if "turns" in r else "-"
         print(
             f"| {r['row']} | {r['trainer']} | {med(r['wall'][1:]):.3f} | {med(r['cpu'][1:]):.3f} "
-            f"| {statistics.mean(r['completion'][1:] or r['completion']):.1f} | {len(r['wall']) - 1} |"
+            f"| {part['rollout']} | {part['update']} "
+            f"| {statistics.mean(r['completion'][1:] or r['completion']):.1f} | {turns} "
+            f"| {len(r['wall']) - 1} |"
         )
     print()
     for i in range(1, len(rows)):
