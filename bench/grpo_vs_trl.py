@@ -17,8 +17,9 @@ warm-up and not counted. Rows (`--rows`):
   cannot run this workload. MIVA is shown with its rollout caches on and off instead;
 - `preset`: MIVA alone on the GRPO settings of configs/tiny-cpu.yaml (`make run`'s GRPO
   stage: 8 prompts x 8, up to 3 turns of 48 tokens, zoom and view) on a dataset that
-  config synthesizes, from `--policy` (default tiny-random; pass `make run`'s SFT model
-  to get its tool calls), caches off and on, interleaved `--repeats` times.
+  config synthesizes, from `--policy` (default: the preset's SFT stage trained on that data,
+  as `make run` does, so the policy calls tools and groups have reward variance), caches
+  off and on, interleaved `--repeats` times.
 
 Each row prints the mean completion length of both trainers (sampled tokens per
 trajectory) beside the times so the workloads are seen to match.
@@ -314,7 +315,14 @@ def preset_row(a, processor) -> list[dict]:
     if not (data / "dataset.json").exists():
         run_synth(cfg.data, data, progress=False)
     samples = read_samples(data, "train")
-    base, proc = load_model(a.policy)
+    policy = a.policy
+    if policy == "sft":  # what `make run` starts GRPO from: the preset's SFT stage on this data
+        from miva.rl.sft import run_sft
+
+        policy = str(data.parent / (data.name + "-sft"))
+        if not (Path(policy) / "config.json").exists():
+            run_sft(cfg, "tiny-random", str(data), policy, progress=False)
+    base, proc = load_model(policy)
     runs: dict[str, list[dict]] = {}
     for _ in range(a.repeats):
         for cache in a.cache_order:
@@ -347,7 +355,12 @@ def main() -> None:
         default=["text", "images", "multi-turn"],
         choices=["text", "images", "multi-turn", "preset"],
     )
-    ap.add_argument("--policy", default="tiny-random", help="preset row: model to start from")
+    ap.add_argument(
+        "--policy",
+        default="sft",
+        help="preset row: model to start from; `sft` (default) trains the preset's SFT stage "
+        "on the dataset first, as `make run` does (kept beside the dataset for reuse)",
+    )
     ap.add_argument(
         "--data", default=None, help="preset row: dataset folder (synthesized if empty)"
     )

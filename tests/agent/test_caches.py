@@ -274,3 +274,28 @@ def test_spare_layer_holds_what_concatenation_would(tiny):
     k, v = torch.randn(3, 2, 1, 4, generator=g), torch.randn(3, 2, 1, 4, generator=g)
     got_k, _ = layer.update(k, v)
     assert torch.equal(got_k, torch.cat([ref_k[idx], k], 2))
+
+
+def test_rows_are_not_continued_once_the_weights_change(tiny):
+    """A cached row is only continued with the weights that computed it."""
+    from miva.agent.engines.base import GenRequest
+
+    model, processor = tiny
+    model = copy.deepcopy(model)
+    engine = HFEngine(model, processor)
+    ids = processor.tokenizer.encode("<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n")
+
+    def turn(tokens, t):
+        return engine.generate([GenRequest(tokens, None, None, 4, key=0, turn=t)], seed=t)[0]
+
+    first = turn(ids, 0)
+    longer = ids + first.token_ids + ids
+    turn(longer, 1)
+    assert engine.stats["reused_tokens"] == len(ids) + len(first.token_ids) - 1
+    engine.release()
+    turn(ids, 0)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(1.01)  # an update in place, as an optimizer step does
+    reused = engine.stats["reused_tokens"]
+    turn(longer, 1)
+    assert engine.stats["reused_tokens"] == reused  # the stale row was not continued
