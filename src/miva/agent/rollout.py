@@ -92,34 +92,36 @@ class Agent:
             from tqdm import tqdm
 
             bar = tqdm(total=self.cfg.max_turns, desc="rollout turns", leave=False)
-        for turn in range(self.cfg.max_turns):
-            running = [i for i, s in enumerate(states) if not s.done]
-            if not running:
-                break
-            requests = []
-            for i in running:
-                s = states[i]
-                room = self.cfg.max_total_tokens - len(s.builder.token_ids)
-                requests.append(
-                    GenRequest(
-                        token_ids=list(s.builder.token_ids),
-                        pixel_values=s.builder.pixel_values(),
-                        image_grid_thw=s.builder.image_grid_thw(),
-                        max_new_tokens=max(1, min(self.cfg.max_new_tokens, room)),
-                        key=i,
-                        turn=turn,
-                        images=[e.image for e in s.builder.images],
-                        image_keys=s.builder.image_keys(),
+        try:
+            for turn in range(self.cfg.max_turns):
+                running = [i for i, s in enumerate(states) if not s.done]
+                if not running:
+                    break
+                requests = []
+                for i in running:
+                    s = states[i]
+                    room = self.cfg.max_total_tokens - len(s.builder.token_ids)
+                    requests.append(
+                        GenRequest(
+                            token_ids=list(s.builder.token_ids),
+                            pixel_values=s.builder.pixel_values(),
+                            image_grid_thw=s.builder.image_grid_thw(),
+                            max_new_tokens=max(1, min(self.cfg.max_new_tokens, room)),
+                            key=i,
+                            turn=turn,
+                            images=[e.image for e in s.builder.images],
+                            image_keys=s.builder.image_keys(),
+                        )
                     )
-                )
-            results = self.engine.generate(requests, seed=seed * 100003 + turn)
-            for i, res in zip(running, results, strict=True):
-                self._advance(states[i], res, turn)
+                results = self.engine.generate(requests, seed=seed * 100003 + turn)
+                for i, res in zip(running, results, strict=True):
+                    self._advance(states[i], res, turn)
+                if bar:
+                    bar.update(1)
+        finally:  # the engine's per-batch state (KV cache) is not needed any more
+            release(self.engine)
             if bar:
-                bar.update(1)
-        if bar:
-            bar.close()
-        release(self.engine)  # the engine's per-batch state (KV cache) is not needed any more
+                bar.close()
         for s in states:
             if not s.done:
                 s.done = True
