@@ -2,7 +2,8 @@
 
 configs/tiny-cpu.yaml's GRPO settings on a dataset that config synthesizes, starting from
 the model of its SFT stage (trained here on that data once, and kept beside it). Prints
-each step's wall, rollout and update seconds as JSON lines, then their medians.
+each step's wall seconds (whole step, rollout, update) and CPU seconds of the process
+(whole step, rollout) as JSON lines, then their medians.
 
 The script imports whichever `miva` the interpreter has installed and never touches
 `sys.path`, so the same file times two checkouts against each other in one session
@@ -65,9 +66,39 @@ def main() -> None:
             samples=samples,
             policy=(model, processor),
         )
+        # CPU seconds of each step, and of its rollout part: on a shared machine the wall
+        # clock mostly measures the neighbours
+        cpu: dict[str, list[float]] = {"step": [], "rollout": []}
+        real_log, real_collect = trainer.logger.log, trainer._collect
+        last = [time.process_time()]
+
+        def log(step, metrics):
+            now = time.process_time()
+            cpu["step"].append(now - last[0])
+            last[0] = now
+            return real_log(step, metrics)
+
+        def collect(step):
+            c0 = time.process_time()
+            out = real_collect(step)
+            cpu["rollout"].append(time.process_time() - c0)
+            return out
+
+        trainer.logger.log, trainer._collect = log, collect
+        last[0] = time.process_time()
         res = trainer.run()
         total = time.perf_counter() - t0
-    keys = ("perf/step_time_s", "perf/rollout_time_s", "perf/update_time_s", "rollout/turns")
+    for row, c_step, c_roll in zip(res.history, cpu["step"], cpu["rollout"], strict=True):
+        row["cpu/step_s"], row["cpu/rollout_s"] = c_step, c_roll
+    keys = (
+        "perf/step_time_s",
+        "perf/rollout_time_s",
+        "perf/update_time_s",
+        "cpu/step_s",
+        "cpu/rollout_s",
+        "rollout/turns",
+        "rollout/response_tokens",
+    )
     for row in res.history:
         print(json.dumps({k: round(row[k], 3) for k in ("step", *keys) if k in row}))
     timed = res.history[1:]

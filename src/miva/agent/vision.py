@@ -94,8 +94,16 @@ def vision_tower(model: Any) -> Any | None:
 
 
 def weights_version(module: Any) -> tuple:
-    """Changes whenever any parameter of `module` is replaced or modified in place."""
-    return (id(module), *((p.data_ptr(), p._version) for p in module.parameters()))
+    """Changes whenever any parameter of `module` is replaced or modified in place: the
+    storage and in-place version counter of each parameter (of its partition under
+    DeepSpeed ZeRO-3, where the optimizer writes there and the parameter is a placeholder)."""
+
+    def version(p: Any) -> tuple[int, int]:
+        t = getattr(p, "ds_tensor", None)
+        t = p if t is None else t
+        return (t.data_ptr(), t._version)
+
+    return (id(module), *(version(p) for p in module.parameters()))
 
 
 def _encode(visual: Any, refs: Sequence[ImageRef]) -> list[Any]:

@@ -37,7 +37,14 @@ from miva.agent.assembly import IM_END, ParityError
 from miva.agent.engines.base import GenRequest, GenResult
 from miva.agent.format import STOP_STRINGS
 from miva.agent.positions import mrope_positions
-from miva.agent.vision import ImageRef, VisionCache, encode_images, split_images, unwrap
+from miva.agent.vision import (
+    ImageRef,
+    VisionCache,
+    encode_images,
+    split_images,
+    unwrap,
+    weights_version,
+)
 
 SUPPRESSED = (
     "<|image_pad|>",
@@ -66,10 +73,6 @@ class _Batch:
     mask: Any  # [rows, slots] long: 1 on slots a row attends
     rows: list[_Row]
     version: tuple  # weights the keys and values were computed with
-
-
-def _weights_version(model: Any) -> tuple:
-    return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
 class HFEngine:
@@ -160,7 +163,7 @@ class HFEngine:
 
         from miva.agent.engines.kv import batch_cache, reserve
 
-        version = _weights_version(model)
+        version = weights_version(model)
         images = [self._images(r) for r in requests]
         for r, refs in zip(requests, images, strict=True):
             if not r.image_keys:
@@ -252,21 +255,14 @@ class HFEngine:
         ).last_hidden_state
         last = torch.tensor([len(c[0]) - 1 for c in chunks], device=dev)
         logits = model.get_output_embeddings()(hidden[torch.arange(n, device=dev), last])
-        rows = [
-            _Row(requests[i].key, list(requests[i].token_ids), list(requests[i].image_keys), c[1])
-            for i, c in zip(compute, chunks, strict=True)
-        ]
         if len(compute) != len(requests):  # copy shared rows out to every request
             idx = torch.tensor(expand, device=dev)
             cache.reorder_cache(idx)
             mask, logits = mask.index_select(0, idx), logits.index_select(0, idx)
-            rows = [
-                _Row(r.key, list(r.token_ids), list(r.image_keys), rows[e].next_pos)
-                for r, e in zip(requests, expand, strict=True)
-            ]
-        else:
-            for row, r in zip(rows, requests, strict=True):
-                row.key = r.key
+        rows = [
+            _Row(r.key, list(r.token_ids), list(r.image_keys), chunks[e][1])
+            for r, e in zip(requests, expand, strict=True)
+        ]
         return _Batch(cache, mask, rows, version), logits
 
     def _decode(

@@ -56,10 +56,10 @@ class SpareLayer(DynamicLayer):
             self._view()
 
     def reorder_cache(self, beam_idx: Any) -> None:
-        if self._n:
+        if self._n:  # whole buffers: the room reserved for decoding stays
             idx = beam_idx.to(self._k.device)
-            self._k = self._k[:, :, : self._n].index_select(0, idx)
-            self._v = self._v[:, :, : self._n].index_select(0, idx)
+            self._k = self._k.index_select(0, idx)
+            self._v = self._v.index_select(0, idx)
             self._view()
 
     batch_select_indices = reorder_cache
