@@ -13,7 +13,10 @@ trajectories, synthetic 2-3 image questions. Three workloads:
   2026-11-27): turns 1..T-1 are replayed outside the model (`ScriptedEngine`) and only the
   last turn runs through the engine; counts the model-sampled tokens.
 `--cache off on` (default) runs each workload with the hf engine's KV cache and vision
-cache off and on, interleaved `--repeats` times, and prints the medians and their ratio.
+cache off and on, interleaved `--repeats` times, and prints the medians and their ratio;
+`--before-engine OTHER/src/miva/agent/engines/hf.py` adds another checkout's engine (the
+`generate`-based one before the caches) on the workloads it can run. Wall and CPU time of
+the process are both given: on a shared machine the CPU time is the steadier measure.
 Also the torch intra-op thread count, which matters a lot on a shared 2-core box.
 
 GPU (NOT MEASURED here, no GPU): `--engine vllm --size 3b` builds a random model of
@@ -152,6 +155,17 @@ def build_random_3b(folder: Path, device: str):
     return folder
 
 
+def load_engine_module(path: str):
+    """An `hf.py` of another checkout, loaded under its own name (it imports this
+    checkout's `miva.agent` helpers, whose interface it shares)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("before_hf", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run(engine_name: str, mode: str, cache: str, model, processor, model_path, args) -> dict:
     from miva.agent.engines import make_engine
     from miva.agent.engines.replay import ReplayTurns
@@ -174,7 +188,10 @@ def run(engine_name: str, mode: str, cache: str, model, processor, model_path, a
         kwargs = dict(
             model_path=str(model_path), dtype="bfloat16", min_pixels=56 * 56, max_pixels=112 * 112
         )
-    base = make_engine(engine_name, model, processor, cfg, **kwargs)
+    if cache == "before":  # the engine of another checkout (its hf.py), same workload
+        base = load_engine_module(args.before_engine).HFEngine(model, processor, 1.0, 1.0)
+    else:
+        base = make_engine(engine_name, model, processor, cfg, **kwargs)
     engine = base
     batch = samples(args.prompts, seed=1)
     if mode != "sampled":
@@ -197,9 +214,9 @@ def run(engine_name: str, mode: str, cache: str, model, processor, model_path, a
     stats = dict(getattr(base, "stats", {}))
     vc = getattr(base, "vision_cache", None)
     encoded_before = vc.misses if vc is not None else 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     trajs = agent.rollout(batch, n_per_sample=args.samples, seed=0)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     if mode == "multi-turn-scripted":
         model_tokens = sum(sum(1 for x in t.sampled_logprobs if x != 0.0) for t in trajs)
     else:
@@ -215,6 +232,8 @@ def run(engine_name: str, mode: str, cache: str, model, processor, model_path, a
         "model tokens": model_tokens,
         "seconds": dt,
         "tokens/s": model_tokens / dt,
+        "CPU s": cpu,
+        "tokens/CPU s": model_tokens / cpu,
         "prefilled": after.get("prefill_tokens", 0) - stats.get("prefill_tokens", 0),
         "reused": after.get("reused_tokens", 0) - stats.get("reused_tokens", 0),
         "images encoded": vc.misses - encoded_before if vc is not None else "-",
@@ -235,6 +254,13 @@ def main() -> None:
         "--cache", nargs="+", default=["off", "on"], choices=["off", "on"], help="hf engine caches"
     )
     p.add_argument("--repeats", type=int, default=1, help="interleaved repetitions")
+    p.add_argument(
+        "--before-engine",
+        default=None,
+        help="an hf.py of another checkout (e.g. /work/main/src/miva/agent/engines/hf.py): adds "
+        "its engine as caches=before on the workloads it can run (sampled, multi-turn-scripted; "
+        "it has no teacher forcing)",
+    )
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--turns", type=int, default=3)
@@ -270,7 +296,10 @@ def main() -> None:
             for mode in args.workload:
                 runs: dict[str, list[dict]] = {}
                 for _ in range(args.repeats):  # interleaved: off, on, off, on, ...
-                    for cache in args.cache if engine_name == "hf" else ["-"]:
+                    modes = list(args.cache) if engine_name == "hf" else ["-"]
+                    if args.before_engine and engine_name == "hf" and mode != "multi-turn":
+                        modes = ["before", *modes]
+                    for cache in modes:
                         row = run(engine_name, mode, cache, model, processor, model_path, args)
                         row["threads"] = n_threads
                         row["load"] = os.getloadavg()[0]
@@ -278,12 +307,16 @@ def main() -> None:
                         print(json.dumps(row), file=sys.stderr)
                 for cache, got in runs.items():
                     row = dict(got[0])
-                    row["seconds"] = statistics.median(r["seconds"] for r in got)
-                    row["tokens/s"] = statistics.median(r["tokens/s"] for r in got)
+                    for k in ("seconds", "tokens/s", "CPU s", "tokens/CPU s"):
+                        row[k] = statistics.median(r[k] for r in got)
                     row["load"] = statistics.mean(r["load"] for r in got)
-                    if cache == "on" and "off" in runs:
-                        off = statistics.median(r["tokens/s"] for r in runs["off"])
-                        row["on/off"] = row["tokens/s"] / off
+                    for base in ("off", "before"):
+                        if cache == "on" and base in runs:  # speed-up, wall and CPU
+                            w = statistics.median(r["tokens/s"] for r in runs[base])
+                            c = statistics.median(r["tokens/CPU s"] for r in runs[base])
+                            row[f"on/{base}"] = (
+                                f"{row['tokens/s'] / w:.2f} ({row['tokens/CPU s'] / c:.2f})"
+                            )
                     rows.append(row)
     cols = [
         "engine",
@@ -299,7 +332,10 @@ def main() -> None:
         "images encoded",
         "seconds",
         "tokens/s",
+        "CPU s",
+        "tokens/CPU s",
         "on/off",
+        "on/before",
         "load",
     ]
     print("| " + " | ".join(cols) + " |")
@@ -313,7 +349,8 @@ def main() -> None:
             + " |"
         )
     print(
-        f"\nload average at end: {os.getloadavg()}; seconds and tokens/s are medians of {args.repeats}"
+        f"\nload average at end: {os.getloadavg()}; times are medians of {args.repeats} "
+        "interleaved runs; on/off and on/before: speed-up in tokens/s, wall (CPU time of the process)"
     )
     print(
         f"\nmodel: {args.size} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters), device {args.device}, "
