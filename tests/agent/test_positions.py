@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import miva.agent.forward
+import miva.agent.packing
 import miva.agent.positions
 from miva.agent.positions import mrope_positions
 
 
-@pytest.mark.parametrize("module", [miva.agent.positions, miva.agent.forward])
+@pytest.mark.parametrize("module", [miva.agent.positions, miva.agent.forward, miva.agent.packing])
 def test_docstring_examples(module):
     assert doctest.testmod(module).failed == 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -61,17 +62,21 @@ def rollout(tiny):
     return trajs, engine
 
 
-def test_micro_batches_are_length_buckets_covering_every_trajectory_once(tiny, rollout):
+def test_micro_batches_keep_groups_together_and_cover_every_trajectory_once(tiny, rollout):
     _, processor = tiny
     trajs, _ = rollout
     adv = torch.arange(len(trajs), dtype=torch.float32)
     valid = [i != 3 for i in range(len(trajs))]
-    parts = micro_batches(trajs, adv, valid, 3, processor)
-    assert [len(m) for m in parts] == [3, 3, 2]
-    lengths = [len(t.token_ids) for m in parts for t in m.trajectories]
-    assert lengths == sorted(lengths)
+    parts = micro_batches(trajs, adv, valid, 4, processor)
+    assert [len(m) for m in parts] == [4, 4]
+    # a group's members share a micro-batch (their prompt runs once), shortest group first
+    assert all(len({t.sample_id for t in m.trajectories}) == 1 for m in parts)
+    longest = [max(len(t.token_ids) for t in m.trajectories) for m in parts]
+    assert longest == sorted(longest)
     seen = {}
     for m in parts:
+        lengths = [len(t.token_ids) for t in m.trajectories]
+        assert lengths == sorted(lengths)
         for t, a, row in zip(m.trajectories, m.advantages, m.loss_mask, strict=True):
             i = next(j for j, x in enumerate(trajs) if x is t)
             seen[i] = (float(a), float(row.sum()))
@@ -81,6 +86,30 @@ def test_micro_batches_are_length_buckets_covering_every_trajectory_once(tiny, r
         assert scored == (trajs[i].num_sampled_tokens if valid[i] else 0)
     # each micro-batch pads only to its own longest trajectory
     assert all(m.input_ids.shape[1] == max(len(t.token_ids) for t in m.trajectories) for m in parts)
+    # three trajectories per micro-batch: a group is split, never reordered across groups
+    assert [len(m) for m in micro_batches(trajs, adv, valid, 3, processor)] == [3, 3, 2]
+
+
+def test_packed_groups_give_the_padded_batchs_logprobs_and_gradients(tiny, rollout):
+    """Each group's shared prompt (with its images, and the zoom turn some members share)
+    runs once in a packed row; log-probs, entropies and gradients equal the padded batch's."""
+    model, processor = tiny
+    trajs, _ = rollout
+    batch = policy_batch(trajs, [0.0] * len(trajs), [True] * len(trajs), processor)
+    padded = replace(batch, trajectories=[])  # no groups known: one sequence per row
+    out = {}
+    for name, b in (("packed", batch), ("padded", padded)):
+        net = copy.deepcopy(model).train()
+        logp, ent = token_logprobs(net, b, temperature=0.7, with_entropy=True)
+        (logp * b.loss_mask).sum().backward()
+        out[name] = (logp.detach(), ent, {n: p.grad for n, p in net.named_parameters()})
+    (lp_a, ent_a, g_a), (lp_b, ent_b, g_b) = out["packed"], out["padded"]
+    m = batch.loss_mask > 0
+    assert (lp_a - lp_b).abs().max() < 1e-4 and (lp_a[~m] == 0).all()
+    assert (ent_a - ent_b).abs().max() < 1e-4
+    for n, grad in g_b.items():
+        if grad is not None:
+            assert (g_a[n] - grad).norm() <= 1e-4 * grad.norm() + 1e-8, n
 
 
 def test_passes_without_gradients_reuse_the_rollouts_features(tiny, rollout):

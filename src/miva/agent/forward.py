@@ -50,7 +50,9 @@ class TokenBatch:
     sampled_logp: Any = None  # [N, T-1] float: the rollout's log-probs of the targets
     position_ids: Any = None  # [3, N, T] long (multimodal RoPE); None: the model's default
     images: list[ImageRef] = field(default_factory=list)  # in placeholder order, row by row
+    image_counts: list[int] = field(default_factory=list)  # images of each row
     image_token_id: int | None = None
+    pad_id: int | None = None
     vision_cache: VisionCache | None = None  # features the rollout computed (same weights)
     trajectories: list[Any] = field(default_factory=list)
 
@@ -91,6 +93,7 @@ def collate(
     sampled = torch.zeros((n, width), dtype=torch.float32)
     positions = torch.zeros((3, n, width), dtype=torch.long)
     images: list[ImageRef] = []
+    counts: list[int] = []
     for i, t in enumerate(trajectories):
         k = len(t.token_ids)
         ids[i, :k] = torch.tensor(t.token_ids, dtype=torch.long)
@@ -102,6 +105,7 @@ def collate(
         if grids:
             check_parity(t.token_ids, grids, image_id, merge, t.pixel_values)
             images += split_images(t.pixel_values, t.image_grid_thw, t.image_keys or None)
+        counts.append(len(grids))
         positions[:, i, :k] = mrope_positions(t.token_ids, grids, image_id, merge)[0]
     return TokenBatch(
         input_ids=ids,
@@ -110,7 +114,9 @@ def collate(
         sampled_logp=sampled[:, 1:],
         position_ids=positions,
         images=images,
+        image_counts=counts,
         image_token_id=image_id,
+        pad_id=pad_id,
         vision_cache=vision_cache,
         trajectories=list(trajectories),
     )
@@ -121,54 +127,138 @@ def token_logprobs(
 ) -> tuple[Any, Any]:
     """``(logp, entropy)``, both ``[N, T-1]``, values where `batch.loss_mask` is set and 0
     elsewhere (entropy None unless asked; never differentiable). Differentiable when
-    gradients are on."""
+    gradients are on. Trajectories of one group (same sample) run as one packed row
+    (`packing`) when the model is a vision-language model with SDPA attention."""
     import torch
 
     inner = unwrap(model)
     dev = next(inner.parameters()).device
-    ids = batch.input_ids.to(dev)
     mask = batch.loss_mask.to(dev)
-    n, width = ids.shape
+    n, width = batch.input_ids.shape
     zeros = torch.zeros((n, width - 1), dtype=torch.float32, device=dev)
     entropy = zeros.clone() if with_entropy else None
-    cols = (mask > 0).any(0).nonzero().squeeze(1)  # target columns some row scores
-    if len(cols) == 0:
+    scored = (mask > 0).nonzero()
+    if len(scored) == 0:
         return zeros, entropy
-    kwargs: dict[str, Any] = {
-        "attention_mask": batch.attention_mask.to(dev),
-        "logits_to_keep": cols,  # the LM head only where a target is scored
-    }
-    if batch.position_ids is not None:
-        kwargs["position_ids"] = batch.position_ids.to(dev)
-    if batch.images:
-        kwargs["inputs_embeds"] = _embeds_with_images(inner, ids, batch)
+    rows, cols = scored[:, 0], scored[:, 1]  # target input_ids[row, col + 1], seen from col
+    targets = batch.input_ids.to(dev)[rows, cols + 1]
+    groups = _groups(batch, inner)
+    if groups is not None:
+        logits = _packed_logits(model, inner, batch, groups, rows, cols)
     else:
-        kwargs["input_ids"] = ids
-    logits = model(**kwargs).logits.float()  # [N, len(cols), V]
+        logits = _padded_logits(model, inner, batch, rows, cols)
+    logits = logits.float()  # [scored, V]
     if temperature and temperature != 1.0:
         logits = logits / temperature
-    keep = mask[:, cols] > 0
-    picked = logprobs_from_logits(logits, ids[:, cols + 1])
-    logp = zeros.index_copy(1, cols, torch.where(keep, picked, 0.0))
+    logp = zeros.index_put((rows, cols), logprobs_from_logits(logits, targets))
     if with_entropy:
         with torch.no_grad():
-            ent = torch.where(keep, entropy_from_logits(logits), 0.0)
-            entropy = entropy.index_copy(1, cols, ent)
+            entropy = entropy.index_put((rows, cols), entropy_from_logits(logits))
     return logp, entropy
 
 
-def _embeds_with_images(model: Any, ids: Any, batch: TokenBatch) -> Any:
-    """Token embeddings with each image's placeholders replaced by its features."""
+def _padded_logits(model: Any, inner: Any, batch: TokenBatch, rows: Any, cols: Any) -> Any:
+    """Logits at (rows, cols) from the right-padded batch, one sequence per row."""
+    import torch
+
+    dev = rows.device
+    ids = batch.input_ids.to(dev)
+    keep = torch.unique(cols)  # the LM head only on columns where some row scores a target
+    kwargs: dict[str, Any] = {
+        "attention_mask": batch.attention_mask.to(dev),
+        "logits_to_keep": keep,
+    }
+    if batch.position_ids is not None:
+        pos = batch.position_ids.to(dev)
+        kwargs["position_ids"] = pos if vision_tower(inner) is not None else pos[0]
+    if batch.images:
+        kwargs["inputs_embeds"] = _embeds_with_images(inner, ids, batch.images, batch)
+    else:
+        kwargs["input_ids"] = ids
+    logits = model(**kwargs).logits  # [N, len(keep), V]
+    return logits[rows, torch.searchsorted(keep, cols)]
+
+
+def _groups(batch: TokenBatch, model: Any) -> list[list[int]] | None:
+    """Rows by sample (the trajectories of a group), when packing applies and pays."""
+    config = getattr(model, "config", None)
+    text = config.get_text_config() if config is not None else None
+    if (
+        len(batch.trajectories) != len(batch)
+        or batch.position_ids is None
+        or vision_tower(model) is None
+        or getattr(config, "_attn_implementation", None) != "sdpa"
+        or set(getattr(text, "layer_types", None) or ["full_attention"]) != {"full_attention"}
+    ):
+        return None
+    by_sample: dict[Any, list[int]] = {}
+    for i, t in enumerate(batch.trajectories):
+        by_sample.setdefault(t.sample_id, []).append(i)
+    groups = list(by_sample.values())
+    if all(len(g) == 1 for g in groups):
+        return None
+    return groups
+
+
+def _packed_logits(
+    model: Any, inner: Any, batch: TokenBatch, groups: list[list[int]], rows: Any, cols: Any
+) -> Any:
+    """Logits at (rows, cols) from packed rows: each group's shared prefix runs once."""
+    import torch
+
+    from miva.agent.packing import pack
+
+    dev = rows.device
+    lengths = batch.attention_mask.sum(1).tolist()
+    token_ids = [batch.input_ids[i, : int(k)].tolist() for i, k in enumerate(lengths)]
+    starts = [0]
+    for c in batch.image_counts:
+        starts.append(starts[-1] + c)
+    refs = [batch.images[starts[i] : starts[i + 1]] for i in range(len(batch))]
+    image_id = _image_token_id(inner, batch)
+    packed = pack(
+        groups,
+        token_ids,
+        [[r.key for r in row_refs] for row_refs in refs],
+        batch.position_ids,
+        image_id,
+        batch.pad_id if batch.pad_id is not None else 0,
+    )
+    ids = packed.tokens.to(dev)
+    ordered = [refs[r][k] for r, k in packed.image_order]
+    embeds = (
+        _embeds_with_images(inner, ids, ordered, batch)
+        if ordered
+        else inner.get_input_embeddings()(ids)
+    )
+    q_row = packed.row.to(dev)[rows, cols]
+    q_idx = packed.index.to(dev)[rows, cols]
+    keep = torch.unique(q_idx)
+    allowed = packed.allowed.to(dev)
+    logits = model(
+        inputs_embeds=embeds,
+        position_ids=packed.positions.to(dev),
+        attention_mask={"full_attention": allowed},  # the block mask, as the layers take it
+        logits_to_keep=keep,
+    ).logits  # [R, len(keep), V]
+    return logits[q_row, torch.searchsorted(keep, q_idx)]
+
+
+def _image_token_id(model: Any, batch: TokenBatch) -> int:
+    if batch.image_token_id is not None:
+        return int(batch.image_token_id)
+    return int(unwrap(model).config.image_token_id)
+
+
+def _embeds_with_images(model: Any, ids: Any, images: list[ImageRef], batch: TokenBatch) -> Any:
+    """Token embeddings with the placeholders replaced by the features of `images`, in order."""
     import torch
 
     visual = vision_tower(model)
     grad = torch.is_grad_enabled() and any(p.requires_grad for p in visual.parameters())
-    feats = encode_images(model, batch.images, batch.vision_cache, grad=grad)
+    feats = encode_images(model, images, batch.vision_cache, grad=grad)
     embeds = model.get_input_embeddings()(ids)
-    image_id = batch.image_token_id
-    if image_id is None:
-        image_id = int(unwrap(model).config.image_token_id)
-    placeholders = ids == image_id
+    placeholders = ids == _image_token_id(model, batch)
     got = sum(int(f.shape[0]) for f in feats)
     if int(placeholders.sum()) != got:
         raise ParityError(f"{int(placeholders.sum())} image placeholders, {got} image features")

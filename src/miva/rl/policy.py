@@ -54,10 +54,20 @@ def micro_batches(
     processor: Any,
     vision_cache: Any = None,
 ) -> list[PolicyBatch]:
-    """Length-bucketed micro-batches of at most `size` trajectories: sorted by length, so
-    each pads to a near neighbour instead of the longest of the step. Their number is
-    ``ceil(len / size)``, as the training engines expect."""
-    order = sorted(range(len(trajectories)), key=lambda i: len(trajectories[i].token_ids))
+    """Micro-batches of at most `size` trajectories, ``ceil(len / size)`` of them as the
+    training engines expect. A group's trajectories stay together (the log-prob pass runs
+    their shared prompt once: `agent.packing`); groups go in order of length and each
+    group's members by length, so a micro-batch pads to near neighbours. The loss
+    normalisers are batch-wide, so the order does not change the loss."""
+    groups: dict[Any, list[int]] = {}
+    for i, t in enumerate(trajectories):
+        groups.setdefault(t.sample_id, []).append(i)
+
+    def length(i: int) -> int:
+        return len(trajectories[i].token_ids)
+
+    ordered = sorted(groups.values(), key=lambda g: max(length(i) for i in g))
+    order = [i for g in ordered for i in sorted(g, key=length)]
     out = []
     for start in range(0, len(order), size):
         idx = order[start : start + size]
