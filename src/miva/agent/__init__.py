@@ -44,7 +44,8 @@ API overview (kept current; other stages build on these names):
   target-aligned `loss_mask` and `sampled_logp` `[N, T-1]`; images as `vision.ImageRef`;
   3-D RoPE `position_ids`) and `token_logprobs(model, batch, temperature, with_entropy)
   -> (logp, entropy)` (`[N, T-1]`, logp of token t+1 given its prefix where scored, 0
-  elsewhere; equals the sampler's at the same temperature).
+  elsewhere; equals the sampler's at the same temperature). A group's trajectories run as
+  one packed row, the shared prompt once (`miva.agent.packing`).
 - `miva.agent.positions`: `mrope_positions(tokens, grids, image_token_id, merge, start)`
   (Qwen2-VL 3-D positions, extendable piece by piece). `miva.agent.vision`: `VisionCache`,
   `encode_images`, `image_key`, `ImageRef`.
