@@ -101,4 +101,9 @@ done
 step "schema and contract check (Kubernetes $K8S_VERSION)"
 "$PYTHON" "$INFRA/scripts/check_manifests.py" --kubernetes-version "$K8S_VERSION" "${rendered[@]}"
 
+# Serving (KServe InferenceService for the champion): not an overlay, so per-pod rules only.
+step "kubectl kustomize k8s/serving + schema check"
+"$KUBECTL" kustomize "$WORK/k8s/serving" >"$WORK/rendered-serving.yaml"
+"$PYTHON" "$INFRA/scripts/check_manifests.py" --kubernetes-version "$K8S_VERSION" --pods-only "$WORK/rendered-serving.yaml"
+
 step "infra-validate: all checks passed"

@@ -607,6 +607,14 @@ class DeployConfig(Section):
         description="Secret with MLFLOW_TRACKING_URI, mounted as environment so `miva serve` resolves "
         "models:/ URIs and writes request traces.",
     )
+    preset: str = Field(
+        "qwen2.5-vl-7b-gpu",
+        description="Config preset `miva serve` runs with in the pod (agent tools and limits, dtype): "
+        "the preset the model was trained with.",
+    )
+    trace_requests: bool = Field(
+        True, description="The pod records served requests as MLflow traces (serve.trace_requests)."
+    )
 
 
 class RegistryConfig(Section):

@@ -29,7 +29,7 @@ def build(cfg: Any, model_uri: str):
     source = resolve_model(model_uri, cfg)
     tracer = None
     if cfg.serve.trace_requests:
-        from miva.eval.traces import RequestTracer
+        from miva.serve.tracing import RequestTracer
 
         tracer = RequestTracer(cfg, source)
     served = ServedAgent(source, cfg, tracer=tracer)

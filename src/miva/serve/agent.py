@@ -198,6 +198,19 @@ def to_answer(traj, sample, processor, want_trajectory: bool) -> Answer:
     )
 
 
+class TimedEngine:
+    """An engine that records (start, end) of each generate call: the batch's turns."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine, self.times = engine, []
+
+    def generate(self, requests, seed):
+        start = time.time_ns()
+        out = self.engine.generate(requests, seed)
+        self.times.append((start, time.time_ns()))
+        return out
+
+
 class ServedAgent:
     """The model, its processor and tools, loaded once; `run(batch)` answers prepared requests."""
 
@@ -229,25 +242,34 @@ class ServedAgent:
         self._lock = threading.Lock()  # one rollout at a time on the model
 
     def _engine(self, agent_cfg) -> Any:
+        """The rollout engine for these sampling settings. `hf` engines are cheap views of
+        the loaded model: one per (temperature, top-p). A vLLM engine holds its own copy of
+        the weights: one for the server, its sampling settings set per batch."""
         from miva.agent.engines import make_engine
 
-        key = (agent_cfg.temperature, agent_cfg.top_p)
-        if key not in self._engines:
-            kwargs: dict[str, Any] = {}
-            if agent_cfg.engine == "vllm":
-                kwargs = {
-                    "model_path": str(self.source.folder),
-                    "dtype": self.cfg.model.dtype,
-                    "min_pixels": self.cfg.model.min_pixels,
-                    "max_pixels": self.cfg.model.max_pixels,
-                }
-            self._engines[key] = make_engine(
-                agent_cfg.engine, self.model, self.processor, agent_cfg, **kwargs
+        if agent_cfg.engine != "vllm":
+            key = (agent_cfg.temperature, agent_cfg.top_p)
+            if key not in self._engines:
+                self._engines[key] = make_engine("hf", self.model, self.processor, agent_cfg)
+            return self._engines[key]
+        if "vllm" not in self._engines:
+            self._engines["vllm"] = make_engine(
+                "vllm",
+                self.model,
+                self.processor,
+                agent_cfg,
+                model_path=str(self.source.folder),
+                dtype=self.cfg.model.dtype,
+                min_pixels=self.cfg.model.min_pixels,
+                max_pixels=self.cfg.model.max_pixels,
             )
-        return self._engines[key]
+        engine = self._engines["vllm"]
+        engine.temperature, engine.top_p = agent_cfg.temperature, agent_cfg.top_p
+        return engine
 
-    def rollout(self, batch: Sequence[Prepared]) -> list[list[Any]]:
-        """Trajectories per request (n each), from one rollout of the whole batch."""
+    def rollout(self, batch: Sequence[Prepared]) -> tuple[list[list[Any]], list[tuple[int, int]]]:
+        """Trajectories per request (n each), from one rollout of the whole batch, and the
+        (start, end) of each turn's generation."""
         from miva.agent.rollout import Agent
 
         first = batch[0]
@@ -260,23 +282,24 @@ class ServedAgent:
         )
         seed = first.seed if first.seed is not None else next(self._seeds)
         samples = [p.sample for p in batch for _ in range(p.n)]
+        engine = TimedEngine(self._engine(agent_cfg))
         with self._lock:
-            agent = Agent(self.processor, agent_cfg, self.tools, self._engine(agent_cfg))
+            agent = Agent(self.processor, agent_cfg, self.tools, engine)
             trajs = agent.rollout(samples, n_per_sample=1, seed=seed)
         out, i = [], 0
         for p in batch:
             out.append(trajs[i : i + p.n])
             i += p.n
-        return out
+        return out, engine.times
 
     def run(self, batch: Sequence[Prepared]) -> list[list[Answer]]:
         start = time.time_ns()
-        groups = self.rollout(batch)
+        groups, turn_times = self.rollout(batch)
         end = time.time_ns()
         answers = [
             [to_answer(t, p.sample, self.processor, p.want_trajectory) for t in group]
             for p, group in zip(batch, groups, strict=True)
         ]
         if self.tracer is not None:
-            self.tracer.submit(batch, groups, answers, start, end)
+            self.tracer.submit(batch, groups, answers, start, end, turn_times)
         return answers
