@@ -198,7 +198,11 @@ def log_eval_traces(result: Any, per_set: int, model: str | None = None) -> list
 
 
 def link_traces_to_version(
-    run_ids: Sequence[str], name: str, version: str, model_id: str | None = None
+    experiment_id: str,
+    run_ids: Sequence[str],
+    name: str,
+    version: str,
+    model_id: str | None = None,
 ) -> int:
     """Tag the traces recorded by `run_ids` (the evaluation runs) with the model version
     `register` created from them; returns how many were tagged. Never raises."""
@@ -208,7 +212,10 @@ def link_traces_to_version(
     client, tagged = MlflowClient(), 0
     try:
         for run_id in run_ids:
-            for trace in mlflow.search_traces(run_id=run_id, return_type="list"):
+            found = mlflow.search_traces(
+                experiment_ids=[experiment_id], run_id=run_id, return_type="list"
+            )
+            for trace in found:
                 tid = trace.info.trace_id
                 client.set_trace_tag(tid, "miva.model_name", name)
                 client.set_trace_tag(tid, "miva.model_version", str(version))

@@ -408,7 +408,7 @@ def _link_eval_traces(experiment_id: str, parent: str, name: str, version: str, 
         log.warning("could not find the evaluation runs of %s: %s", parent, exc)
         return
     link_traces_to_version(
-        [r.info.run_id for r in runs], name, version, getattr(info, "model_id", None)
+        experiment_id, [r.info.run_id for r in runs], name, version, getattr(info, "model_id", None)
     )
 
 
