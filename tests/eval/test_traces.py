@@ -112,7 +112,7 @@ def test_evaluation_records_traces_and_registration_links_them(tiny, local_cfg, 
 
     with pipeline_run(local_cfg) as parent:
         with stage_run(local_cfg, "evaluate") as run:
-            result, _ = run_eval(
+            run_eval(
                 local_cfg,
                 "tiny",
                 tmp_path / "eval",
