@@ -374,7 +374,7 @@ def register_model(
         mlflow.set_tags(
             {TAG_DECISION: decision.outcome, "miva.model_version": version, "miva.model_name": name}
         )
-        _link_eval_traces(run.info.experiment_id, parent, name, version, info)
+        _link_eval_traces(run.info.experiment_id, parent, name, version, info.model_id)
     after = version_by_alias(cfg, CHAMPION)
     deployed = None
     if reg.deploy.on_promotion and decision.promote and after and str(after.version) == version:
@@ -390,7 +390,9 @@ def register_model(
     )
 
 
-def _link_eval_traces(experiment_id: str, parent: str, name: str, version: str, info) -> None:
+def _link_eval_traces(
+    experiment_id: str, parent: str, name: str, version: str, model_id: str | None
+) -> None:
     """Tag the traces of this pipeline run's evaluation with the new version."""
     if not parent:
         return
@@ -407,9 +409,7 @@ def _link_eval_traces(experiment_id: str, parent: str, name: str, version: str, 
     except Exception as exc:
         log.warning("could not find the evaluation runs of %s: %s", parent, exc)
         return
-    link_traces_to_version(
-        experiment_id, [r.info.run_id for r in runs], name, version, getattr(info, "model_id", None)
-    )
+    link_traces_to_version(experiment_id, [r.info.run_id for r in runs], name, version, model_id)
 
 
 def _deploy_champion(cfg, version: str) -> str | None:

@@ -77,8 +77,18 @@ def resolve_registry(uri: str, cfg) -> ModelSource:
         name=name,
         registered_name=name,
         version=str(mv.version),
-        model_id=getattr(mv, "model_id", None),
+        model_id=logged_model_id(mv),
     )
+
+
+def logged_model_id(mv) -> str | None:
+    """The LoggedModel id of a model version: `model_id` when the store fills it, else the
+    id in its `models:/m-...` source (MLflow 3 registers logged models that way)."""
+    if getattr(mv, "model_id", None):
+        return mv.model_id
+    source = str(getattr(mv, "source", "") or "")
+    match = re.fullmatch(r"models:/(m-[0-9a-f]+)", source)
+    return match.group(1) if match else None
 
 
 def resolve_model(uri: str, cfg) -> ModelSource:
