@@ -28,9 +28,7 @@ def png_bytes(color) -> bytes:
     return buf.getvalue()
 
 
-def test_serve_champion_traces_requests_and_deploys_on_promotion(
-    server_cfg, tiny_model, tmp_path
-):
+def test_serve_champion_traces_requests_and_deploys_on_promotion(server_cfg, tiny_model, tmp_path):
     from openai import OpenAI
 
     from miva.registry.deploy import render
@@ -87,7 +85,9 @@ def test_serve_champion_traces_requests_and_deploys_on_promotion(
     root = trace.data.spans[0]
     assert root.outputs["answer"] == resp.choices[0].message.content
     assert root.attributes["miva.timing"] == "measured"
-    assert [s.span_type for s in trace.data.spans[1:]] == ["CHAT_MODEL"] * (len(trace.data.spans) - 1)
+    assert [s.span_type for s in trace.data.spans[1:]] == ["CHAT_MODEL"] * (
+        len(trace.data.spans) - 1
+    )
     # the request's image went to the S3 bucket behind the server as a trace attachment
     assert attachment(trace, root.inputs["images"][0]) == image
 

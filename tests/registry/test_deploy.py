@@ -1,0 +1,128 @@
+"""The KServe InferenceService: rendered for both runtimes with a restricted pod, checked
+offline (our KServe schema + the Kubernetes Pod schema), errors caught, the static
+serving folder valid, and `miva registry deploy` on the local SQLite registry."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from miva.config import load_config
+from miva.errors import MivaError
+from miva.registry.deploy import render_manifest
+from tests.infra.conftest import load_script
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def check():
+    return load_script("infra/scripts/check_manifests.py", "miva_check_manifests_deploy")
+
+
+def manifest(runtime="miva", source=None, *overrides):
+    cfg = load_config("tiny-cpu", [f"registry.deploy.runtime={runtime}", *overrides])
+    return render_manifest(cfg, "models:/miva-agent/4", "4", "champion", source)
+
+
+def problems(check, body):
+    doc = check.Document("test", 0, body)
+    return check.check_schema(doc, "1.33")[1] + check.check_contract([doc], pods_only=True)
+
+
+def test_miva_runtime_renders_a_restricted_gpu_pod(check):
+    m = manifest()
+    assert problems(check, m) == []
+    pred = m["spec"]["predictor"]
+    assert pred["securityContext"]["runAsNonRoot"] is True
+    assert pred["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (c,) = pred["containers"]
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert {v["mountPath"] for v in c["volumeMounts"]} == {"/tmp", "/dev/shm"}
+    assert all(p in c for p in ("startupProbe", "readinessProbe", "livenessProbe"))
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert c["resources"]["requests"] == c["resources"]["limits"]
+    assert c["image"] == "ghcr.io/miva-project/miva-gpu:latest"
+    assert c["args"][:2] == ["serve", "models:/miva-agent/4"]
+    assert pred["nodeSelector"] == {"miva.ai/pool": "gpu"}
+    assert m["metadata"]["annotations"]["miva.ai/model-alias"] == "models:/miva-agent@champion"
+
+
+def test_huggingface_runtime_needs_the_s3_folder(check):
+    m = manifest("huggingface", "s3://bucket/models/grpo")
+    assert problems(check, m) == []
+    model = m["spec"]["predictor"]["model"]
+    assert model["storageUri"] == "s3://bucket/models/grpo"
+    assert model["modelFormat"] == {"name": "huggingface"} and "--backend=vllm" in model["args"]
+    with pytest.raises(MivaError, match="huggingface runtime reads"):
+        manifest("huggingface", "/home/me/models/grpo")
+
+
+def test_cpu_serving_leaves_the_gpu_pool_alone(check):
+    m = manifest("miva", None, "registry.deploy.gpu_count=0")
+    assert problems(check, m) == []
+    assert "nodeSelector" not in m["spec"]["predictor"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda p: p.update(scaleMetric="gpu"), "scaleMetric"),
+        (lambda p: p.update(minReplicas="one"), "minReplicas"),
+        (lambda p: p.update(replicas=2), "replicas"),
+        (
+            lambda p: p["containers"][0]["securityContext"].update(readOnlyRootFs=True),
+            "readOnlyRootFs",
+        ),
+        (lambda p: p["containers"][0].update(ports=[{"containerPort": "http"}]), "containerPort"),
+        (lambda p: p["securityContext"].update(runAsUser="root"), "runAsUser"),
+        (lambda p: p.pop("containers"), "neither containers nor a model"),
+        (lambda p: p.pop("tolerations"), "does not tolerate"),
+    ],
+)
+def test_the_check_catches_mistakes(check, mutate, fragment):
+    m = copy.deepcopy(manifest())
+    mutate(m["spec"]["predictor"])
+    found = problems(check, m)
+    assert found and any(fragment in p for p in found), found
+
+
+def test_static_serving_folder_is_valid(check):
+    folder = REPO / "infra" / "k8s" / "serving"
+    listed = yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
+    docs = [yaml.safe_load((folder / name).read_text()) for name in listed]
+    kinds = {d["kind"] for d in docs}
+    assert {"Namespace", "ServiceAccount", "NetworkPolicy", "InferenceService"} <= kinds
+    for body in docs:
+        assert problems(check, body) == [], body["kind"]
+    (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]
+    image = isvc["spec"]["predictor"]["containers"][0]["image"]
+    assert ":" in image and not image.endswith(":latest")  # pinned, overridable by kustomize
+
+
+def test_registry_deploy_cli_on_the_local_registry(tmp_path, monkeypatch, capsys):
+    from miva.agent.model import resolve
+    from miva.cli import main
+    from miva.registry import registry as reg
+
+    model = Path(resolve("tiny-random")).resolve()
+    monkeypatch.chdir(tmp_path)
+    for var in ("MLFLOW_TRACKING_URI", "MIVA_PARENT_RUN_ID", "KFP_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = load_config("tiny-cpu")
+    assert main(["registry", "deploy"]) != 0  # nothing registered yet: a clear error
+    assert "no 'champion' version" in capsys.readouterr().err
+    reg.register_model(cfg, model, {"eval/test/overall/accuracy": 0.5}, eval_digest="d")
+    out = tmp_path / "isvc.yaml"
+    assert main(["registry", "deploy", "--output", str(out)]) == 0
+    body = yaml.safe_load(out.read_text())
+    assert body["metadata"]["labels"]["miva.ai/model-version"] == "1"
+    assert "wrote" in capsys.readouterr().out
