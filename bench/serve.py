@@ -140,7 +140,7 @@ def main() -> None:
     ap.add_argument("--judge-prompts", type=int, default=64)
     ap.add_argument("--judge-concurrency", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the server")
-    ap.add_argument("--max-wait-ms", type=float, default=10.0)
+    ap.add_argument("--max-wait-ms", type=float, default=50.0)
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
 

@@ -668,10 +668,12 @@ class ServeConfig(Section):
         description="Requests rolled out together at most (dynamic batching). Default 32.",
     )
     max_wait_ms: float = Field(
-        10.0,
+        50.0,
         ge=0,
-        description="How long the first request of a batch waits for others to join (ms). Higher "
-        "raises throughput under load and latency when idle. Default 10.",
+        description="How long a batch waits for more requests once the worker is free (ms). Long "
+        "enough for clients answered by the last batch to send their next request (else two "
+        "half-size batches take turns, bench/serve.py); it adds at most this much latency to "
+        "a lone request. Default 50.",
     )
     max_images: int = Field(8, ge=1, description="Images per request at most (400 beyond).")
     max_image_bytes: int = Field(

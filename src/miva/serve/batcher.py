@@ -2,8 +2,12 @@
 
 Requests wait in a queue; one worker thread takes the oldest, then keeps taking requests
 that can share its batch (the same sampling key: temperature, top-p, token cap, seed)
-until the batch holds `max_batch_size` trajectories or the oldest request has waited
-`max_wait_s`. Requests with another key wait for the next batch, in arrival order.
+until the batch holds `max_batch_size` trajectories or `max_wait_s` has passed since the
+later of the oldest request's arrival and the moment the worker became free. (Counting
+from arrival alone, requests that queued during a long rollout would start the next
+batch at once, and clients answered by one batch would always miss the next: two
+half-size batches taking turns.) Requests with another key wait for the next batch, in
+arrival order.
 
 A batch that fails is re-run one request at a time, so one bad request fails alone and
 the others are still answered; the worker itself never stops on an error.
@@ -90,7 +94,7 @@ class DynamicBatcher:
 
     def _collect(self, first: Job) -> list[Job]:
         batch, size = [first], first.size
-        deadline = first.arrived + self.max_wait_s
+        deadline = max(first.arrived, time.monotonic()) + self.max_wait_s
         skipped: deque[Job] = deque()
         # jobs already held (another key earlier) come first, in order
         while self.held and size < self.max_batch_size:
