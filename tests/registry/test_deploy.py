@@ -56,6 +56,16 @@ def test_miva_runtime_renders_a_restricted_gpu_pod(check):
     assert m["metadata"]["annotations"]["miva.ai/model-alias"] == "models:/miva-agent@champion"
 
 
+def test_the_image_is_the_pipelines_gpu_image():
+    from miva.pipeline.images import image_ref
+    from miva.registry.deploy import gpu_image
+
+    cfg = load_config(
+        "tiny-cpu", ["pipeline.image_registry=reg.io/acme/", "pipeline.image_tag=v1.2"]
+    )
+    assert gpu_image(cfg) == image_ref("reg.io/acme/", "gpu", "v1.2") == "reg.io/acme/miva-gpu:v1.2"
+
+
 def test_huggingface_runtime_needs_the_s3_folder(check):
     m = manifest("huggingface", "s3://bucket/models/grpo")
     assert problems(check, m) == []

@@ -188,3 +188,32 @@ def test_n_choices(client):
     assert [c.index for c in resp.choices] == [0, 1]
     # greedy decoding: both choices are the same rollout
     assert resp.choices[0].message.content == resp.choices[1].message.content
+
+
+def test_a_failing_rollout_fails_only_its_own_request(server, client, monkeypatch):
+    """A rollout error answers 500 to the request that caused it; requests batched with it
+    are re-run alone and answered, and the server keeps serving."""
+    srv, served = server
+    real = served.rollout
+
+    def rollout(batch):
+        if any("BOOM" in p.sample.question for p in batch):
+            raise RuntimeError("the rollout broke on BOOM")
+        return real(batch)
+
+    monkeypatch.setattr(served, "rollout", rollout)
+    questions = ["BOOM: what is it?", "What colour is it?", "What shape is it?"]
+
+    def ask(q):
+        try:
+            return client.chat.completions.create(model=MODEL, messages=[user_message(q, [png()])])
+        except openai.APIStatusError as exc:
+            return exc
+
+    with ThreadPoolExecutor(3) as pool:
+        boom, ok1, ok2 = pool.map(ask, questions)
+    assert isinstance(boom, openai.InternalServerError)
+    assert "the rollout broke on BOOM" in boom.body["message"]
+    assert ok1.choices[0].finish_reason in ("stop", "length")
+    assert ok2.choices[0].finish_reason in ("stop", "length")
+    assert httpx2.get(srv.url + "/health").json()["failed_requests"] >= 1

@@ -92,9 +92,13 @@ def _env() -> list[dict[str, str]]:
     ]
 
 
-def miva_container(cfg, model_uri: str) -> dict[str, Any]:
-    from miva.pipeline.images import image_ref
+def gpu_image(cfg) -> str:
+    """MIVA's GPU image as the pipeline names it (`miva.pipeline.images.image_ref(...,
+    "gpu", ...)`, which sits above this layer; tests/registry/test_deploy.py checks they agree)."""
+    return f"{cfg.pipeline.image_registry.rstrip('/')}/miva-gpu:{cfg.pipeline.image_tag}"
 
+
+def miva_container(cfg, model_uri: str) -> dict[str, Any]:
     d = cfg.registry.deploy
     mounts, _ = _volumes()
     args = [
@@ -115,7 +119,7 @@ def miva_container(cfg, model_uri: str) -> dict[str, Any]:
     ]
     return {
         "name": "kserve-container",
-        "image": image_ref(cfg.pipeline.image_registry, "gpu", cfg.pipeline.image_tag),
+        "image": gpu_image(cfg),
         "command": ["miva"],
         "args": args,
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
