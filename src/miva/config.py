@@ -649,7 +649,10 @@ class RegistryConfig(Section):
         gt=0,
         description="Promotion lock: wait this long for another registration; a lock older than this is stale.",
     )
-    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    deploy: DeployConfig = Field(
+        default_factory=DeployConfig,
+        description="The champion as a KServe InferenceService (`miva registry deploy`).",
+    )
 
 
 class ServeConfig(Section):
@@ -802,7 +805,10 @@ class MivaConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
-    serve: ServeConfig = Field(default_factory=ServeConfig)
+    serve: ServeConfig = Field(
+        default_factory=ServeConfig,
+        description="`miva serve`: the OpenAI-compatible endpoint.",
+    )
     storage: StorageConfig = Field(default_factory=StorageConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
