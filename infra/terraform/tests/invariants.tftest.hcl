@@ -377,11 +377,12 @@ run "apply_with_mocked_aws" {
 
   assert {
     condition = (
+      output.checks.database.parameters["rds.force_ssl"] == "1" &&
       output.checks.database.parameters["log_connections"] == "1" &&
       output.checks.database.parameters["log_min_duration_statement"] == "1000" &&
       output.checks.database.parameters["log_statement"] == "none"
     )
-    error_message = "Connections and slow queries must be logged, and statements otherwise not (ALTER ROLE ... PASSWORD would land in the log)."
+    error_message = "TLS must be forced, connections and slow queries logged, and statements otherwise not (ALTER ROLE ... PASSWORD would land in the log)."
   }
 
   assert {

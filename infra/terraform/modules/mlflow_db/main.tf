@@ -1,7 +1,8 @@
 # PostgreSQL for the MLflow backend store (runs, params, metrics, registry). Private subnets
 # only, reachable on 5432 from the cluster's nodes, encrypted at rest, and a master password
 # that RDS generates and keeps in Secrets Manager (nobody types or stores it). Server and
-# upgrade logs go to encrypted CloudWatch groups; connections and slow queries are logged.
+# upgrade logs go to encrypted CloudWatch groups; connections and slow queries are logged;
+# clients must use TLS.
 #
 # IAM database authentication is switched on for people (an operator connects with
 # `aws rds generate-db-auth-token` and a database user granted rds_iam); the MLflow server
@@ -14,6 +15,9 @@ locals {
   # which is how the managed secret rotates. Statements slower than 1 s are logged, with
   # their text; MLflow's queries carry run data, not credentials.
   parameters = {
+    # TLS only (MLflow connects with sslmode=require; the default from PostgreSQL 15 on,
+    # written out so an older engine_version gets it too).
+    "rds.force_ssl"            = "1"
     log_connections            = "1"
     log_disconnections         = "1"
     log_statement              = "none"
