@@ -145,11 +145,11 @@ def checkov_command(framework: str, spec: str) -> list[str]:
     ]
     if framework == "terraform":
         directory, _, var_file = spec.partition(":")
-        command = base + ["--directory", directory]
+        command = [*base, "--directory", directory]
         if var_file:
             command += ["--var-file", str(Path(directory) / var_file)]
         return command
-    return base + ["--file", spec]
+    return [*base, "--file", spec]
 
 
 def parse_report(target: str, raw: str) -> TargetResult:
@@ -198,9 +198,7 @@ def run_target(framework: str, name: str, spec: str) -> TargetResult:
     return result
 
 
-def judge(
-    results: list[TargetResult], skips: list[Skip]
-) -> tuple[list[str], dict[Skip, int], int]:
+def judge(results: list[TargetResult], skips: list[Skip]) -> tuple[list[str], dict[Skip, int], int]:
     """(problems, uses of each skip, accepted findings)."""
     problems: list[str] = []
     used = {skip: 0 for skip in skips}
