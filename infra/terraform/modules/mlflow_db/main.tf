@@ -11,18 +11,6 @@
 
 locals {
   log_exports = ["postgresql", "upgrade"]
-  # log_statement stays "none" on purpose: "ddl" would also log ALTER ROLE ... PASSWORD,
-  # which is how the managed secret rotates. Statements slower than 1 s are logged, with
-  # their text; MLflow's queries carry run data, not credentials.
-  parameters = {
-    # TLS only (MLflow connects with sslmode=require; the default from PostgreSQL 15 on,
-    # written out so an older engine_version gets it too).
-    "rds.force_ssl"            = "1"
-    log_connections            = "1"
-    log_disconnections         = "1"
-    log_statement              = "none"
-    log_min_duration_statement = "1000"
-  }
 }
 
 resource "aws_db_subnet_group" "this" {
@@ -51,12 +39,30 @@ resource "aws_db_parameter_group" "this" {
   family      = "postgres${split(".", var.settings.engine_version)[0]}"
   description = "MLflow PostgreSQL: connection and slow-query logging"
 
-  dynamic "parameter" {
-    for_each = local.parameters
-    content {
-      name  = parameter.key
-      value = parameter.value
-    }
+  # TLS only (MLflow connects with sslmode=require; the default from PostgreSQL 15 on,
+  # written out so an older engine_version gets it too).
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+  parameter {
+    name  = "log_connections"
+    value = "1"
+  }
+  parameter {
+    name  = "log_disconnections"
+    value = "1"
+  }
+  # "none" on purpose: "ddl" would also log ALTER ROLE ... PASSWORD, which is how the
+  # managed secret rotates. Statements slower than 1 s are logged with their text;
+  # MLflow's queries carry run data, not credentials.
+  parameter {
+    name  = "log_statement"
+    value = "none"
+  }
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "1000"
   }
 
   lifecycle {
