@@ -89,19 +89,22 @@ pipeline-compile: setup ## compile the Kubeflow pipeline to PIPELINE_YAML (PRESE
 pipeline-run: setup ## compile and submit to KFP_HOST (KFP_TOKEN/KFP_COOKIES for auth; WAIT=1 follows the run)
 	$(VENV)/bin/miva pipeline run -c $(PRESET) --output $(PIPELINE_YAML) $(IMAGE_SETS) $(if $(WAIT),--wait) $(ARGS)
 
-images: ## build and push miva-base and miva-gpu with docker buildx (IMAGE_REGISTRY=...); tag = version-commit
+images: ## build and push miva-base and miva-gpu with docker buildx (IMAGE_REGISTRY=...); tag = version-commit, digests to images/tags.env
 	@set -euo pipefail; \
 	version=$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml); \
 	commit=$$(git rev-parse --short=12 HEAD); \
 	tag="$$version-$$commit"; \
 	if [ -n "$$(git status --porcelain -- src configs images pyproject.toml constraints.txt)" ]; then \
 	  echo "warning: uncommitted changes go into images tagged $$tag"; fi; \
+	meta=$$(mktemp -d); trap 'rm -rf "$$meta"' EXIT; \
 	for kind in base gpu; do \
 	  docker buildx build --platform $(PLATFORM) -f images/$$kind.Dockerfile \
-	    -t $(IMAGE_REGISTRY)/miva-$$kind:$$tag --push . ; \
+	    -t $(IMAGE_REGISTRY)/miva-$$kind:$$tag --metadata-file "$$meta/$$kind.json" --push . ; \
 	done; \
-	printf '# written by make images\nIMAGE_REGISTRY=%s\nIMAGE_TAG=%s\n' '$(IMAGE_REGISTRY)' "$$tag" > images/tags.env; \
-	echo "pushed $(IMAGE_REGISTRY)/miva-{base,gpu}:$$tag (images/tags.env)"
+	digest() { $(PYTHON) -c 'import json,sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$$meta/$$1.json"; }; \
+	printf '# written by make images\nIMAGE_REGISTRY=%s\nIMAGE_TAG=%s\nIMAGE_DIGEST_BASE=%s\nIMAGE_DIGEST_GPU=%s\n' \
+	  '$(IMAGE_REGISTRY)' "$$tag" "$$(digest base)" "$$(digest gpu)" > images/tags.env; \
+	echo "pushed $(IMAGE_REGISTRY)/miva-{base,gpu}:$$tag (tag and digests in images/tags.env)"
 
 clean: ## remove local artifacts (.miva); keeps .venv
 	rm -rf .miva
