@@ -52,6 +52,8 @@ PART_OF = ("app.kubernetes.io/part-of", "miva")
 # KFP labels every pod of a run with its run id; the pipeline pods are not in the overlays
 # (KFP creates them), so their NetworkPolicy is checked against a pod with this label.
 PIPELINE_POD_LABELS = {"pipeline/runid": "any-run"}
+# Pods that run model-written code carry this label and may send nothing at all.
+SANDBOX_LABELS = {"miva.ai/workload": "sandbox"}
 PINNED_IMAGE = re.compile(
     r"^[^@\s]+:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})@sha256:[0-9a-f]{64}$"
 )
@@ -373,6 +375,18 @@ def isolation(docs: list[Document], namespace: str, labels: dict[str, str]) -> s
     return types
 
 
+def egress_allowed(docs: list[Document], namespace: str, labels: dict[str, str]) -> list[str]:
+    """Names of NetworkPolicies that select the pod and allow it some egress."""
+    names = []
+    for policy in docs:
+        if policy.kind != "NetworkPolicy" or policy.namespace != namespace:
+            continue
+        spec = policy.body.get("spec", {})
+        if selects(spec.get("podSelector"), labels) and spec.get("egress"):
+            names.append(policy.name)
+    return names
+
+
 def container_problems(container: dict[str, Any], pod_context: dict[str, Any]) -> list[str]:
     """How one container falls short of the restricted profile, or has an unpinned image."""
     name = container.get("name", "?")
@@ -411,7 +425,8 @@ def check_security(docs: list[Document]) -> list[str]:
     Objects labelled app.kubernetes.io/part-of=miva that hold pod templates: restricted
     security context on every container, no service-account token (a pod that calls the
     API says so on its ServiceAccount, not here), images pinned by tag and digest, and
-    NetworkPolicies isolating the pods both ways in the namespace they run in. Namespaces
+    NetworkPolicies isolating the pods both ways in the namespace they run in; pods
+    labelled miva.ai/workload=sandbox (model-written code) allowed no egress at all. Namespaces
     MIVA owns enforce the restricted Pod Security profile. The pipeline pods, which KFP
     creates from the compiled pipeline, must be isolated in the pipeline namespace.
     """
@@ -445,6 +460,13 @@ def check_security(docs: list[Document]) -> list[str]:
                     f"{where}: no NetworkPolicy in namespace {namespace} isolates these pods "
                     f"({', '.join(sorted(missing))}); add one selecting labels {pod_labels}"
                 )
+            if all(pod_labels.get(k) == v for k, v in SANDBOX_LABELS.items()):
+                leaks = egress_allowed(docs, namespace, pod_labels)
+                if leaks:
+                    problems.append(
+                        f"{where}: sandbox pods run model-written code and get no egress, "
+                        f"but NetworkPolicy {', '.join(leaks)} allows some"
+                    )
     missing = {"Ingress", "Egress"} - isolation(docs, PIPELINE_NAMESPACE, PIPELINE_POD_LABELS)
     if missing:
         problems.append(

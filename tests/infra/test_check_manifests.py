@@ -330,3 +330,15 @@ def test_miva_namespace_must_enforce_restricted_pod_security(check_manifests):
 )
 def test_label_selector_semantics(check_manifests, selector, labels, expected):
     assert check_manifests.selects(selector, labels) is expected
+
+
+def test_sandbox_pods_get_no_egress_at_all(check_manifests):
+    sandbox = copy.deepcopy(MIVA_DEPLOYMENT)
+    sandbox["spec"]["template"]["metadata"]["labels"] = {"miva.ai/workload": "sandbox"}
+    isolated = policy("miva", {"matchLabels": {"miva.ai/workload": "sandbox"}})
+    assert security(check_manifests, sandbox, isolated, PIPELINE_POLICY) == []
+    dns = policy("miva", {})
+    dns["metadata"]["name"] = "allow-dns"
+    dns["spec"]["egress"] = [{"ports": [{"protocol": "UDP", "port": 53}]}]
+    found = security(check_manifests, sandbox, isolated, dns, PIPELINE_POLICY)
+    assert any("sandbox pods" in p and "allow-dns" in p for p in found)
