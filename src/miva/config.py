@@ -607,6 +607,17 @@ class DeployConfig(Section):
         description="Secret with MLFLOW_TRACKING_URI, mounted as environment so `miva serve` resolves "
         "models:/ URIs and writes request traces.",
     )
+    image_digest: str | None = Field(
+        None,
+        description="sha256:... digest of the GPU image (`make images` records it): the predictor "
+        "then runs <image>:<tag>@<digest>, as the cluster's security contract asks; None: tag only.",
+    )
+    huggingface_image: str | None = Field(
+        None,
+        description="runtime=huggingface: the image of KServe's Hugging Face server pinned as "
+        "name:tag@sha256:digest (e.g. kserve/huggingfaceserver:v0.20.0-gpu@sha256:...); None: "
+        "the image of the cluster's kserve-huggingfaceserver runtime, unpinned here.",
+    )
     preset: str = Field(
         "qwen2.5-vl-7b-gpu",
         description="Config preset `miva serve` runs with in the pod (agent tools and limits, dtype): "

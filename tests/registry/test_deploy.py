@@ -16,6 +16,8 @@ from miva.registry.deploy import render_manifest
 from tests.infra.conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
+SERVING = REPO / "infra" / "k8s" / "serving"
+DIGEST = "sha256:" + "ab" * 32
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +26,32 @@ def check():
 
 
 def manifest(runtime="miva", source=None, *overrides):
-    cfg = load_config("tiny-cpu", [f"registry.deploy.runtime={runtime}", *overrides])
+    cfg = load_config(
+        "tiny-cpu",
+        [
+            f"registry.deploy.runtime={runtime}",
+            f"registry.deploy.image_digest={DIGEST}",
+            "pipeline.image_tag=0.1.0-abc",
+            f"registry.deploy.huggingface_image=kserve/huggingfaceserver:v0.20.0-gpu@{DIGEST}",
+            *overrides,
+        ],
+    )
     return render_manifest(cfg, "models:/miva-agent/4", "4", "champion", source)
 
 
 def problems(check, body):
+    """Schema, per-pod rules and the security contract, next to the serving namespace and
+    NetworkPolicy the manifest is deployed with."""
     doc = check.Document("test", 0, body)
-    return check.check_schema(doc, "1.33")[1] + check.check_contract([doc], pods_only=True)
+    context = [
+        check.Document(name, 0, yaml.safe_load((SERVING / name).read_text()))
+        for name in ("namespace.yaml", "networkpolicy.yaml")
+    ]
+    return (
+        check.check_schema(doc, "1.33")[1]
+        + check.check_contract([doc], pods_only=True)
+        + check.check_security([doc, *context], pods_only=True)
+    )
 
 
 def test_miva_runtime_renders_a_restricted_gpu_pod(check):
@@ -50,7 +71,8 @@ def test_miva_runtime_renders_a_restricted_gpu_pod(check):
     assert all(p in c for p in ("startupProbe", "readinessProbe", "livenessProbe"))
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert c["resources"]["requests"] == c["resources"]["limits"]
-    assert c["image"] == "ghcr.io/miva-project/miva-gpu:latest"
+    assert c["image"] == f"ghcr.io/miva-project/miva-gpu:0.1.0-abc@{DIGEST}"
+    assert pred["automountServiceAccountToken"] is False
     assert c["args"][:2] == ["serve", "models:/miva-agent/4"]
     assert pred["nodeSelector"] == {"miva.ai/pool": "gpu"}
     assert m["metadata"]["annotations"]["miva.ai/model-alias"] == "models:/miva-agent@champion"
@@ -64,6 +86,8 @@ def test_the_image_is_the_pipelines_gpu_image():
         "tiny-cpu", ["pipeline.image_registry=reg.io/acme/", "pipeline.image_tag=v1.2"]
     )
     assert gpu_image(cfg) == image_ref("reg.io/acme/", "gpu", "v1.2") == "reg.io/acme/miva-gpu:v1.2"
+    cfg.registry.deploy.image_digest = DIGEST
+    assert gpu_image(cfg) == f"reg.io/acme/miva-gpu:v1.2@{DIGEST}"
 
 
 def test_huggingface_runtime_needs_the_s3_folder(check):
@@ -96,6 +120,9 @@ def test_cpu_serving_leaves_the_gpu_pool_alone(check):
         (lambda p: p["securityContext"].update(runAsUser="root"), "runAsUser"),
         (lambda p: p.pop("containers"), "neither containers nor a model"),
         (lambda p: p.pop("tolerations"), "does not tolerate"),
+        (lambda p: p["containers"][0].update(image="reg.io/miva-gpu:1.0"), "must be pinned"),
+        (lambda p: p.pop("automountServiceAccountToken"), "automountServiceAccountToken"),
+        (lambda p: p.update(labels={"app.kubernetes.io/part-of": "other"}), "isolates"),
     ],
 )
 def test_the_check_catches_mistakes(check, mutate, fragment):
@@ -106,16 +133,24 @@ def test_the_check_catches_mistakes(check, mutate, fragment):
 
 
 def test_static_serving_folder_is_valid(check):
-    folder = REPO / "infra" / "k8s" / "serving"
-    listed = yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
-    docs = [yaml.safe_load((folder / name).read_text()) for name in listed]
+    """The folder as kustomize renders it: GPU_IMAGE from serving.env replaces the image
+    (make infra-validate runs kustomize itself; here the replacement is applied by hand)."""
+    kustomization = yaml.safe_load((SERVING / "kustomization.yaml").read_text())
+    docs = [yaml.safe_load((SERVING / name).read_text()) for name in kustomization["resources"]]
     kinds = {d["kind"] for d in docs}
     assert {"Namespace", "ServiceAccount", "NetworkPolicy", "InferenceService"} <= kinds
-    for body in docs:
-        assert problems(check, body) == [], body["kind"]
+    env = dict(
+        line.split("=", 1)
+        for line in (SERVING / "serving.env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]
-    image = isvc["spec"]["predictor"]["containers"][0]["image"]
-    assert ":" in image and not image.endswith(":latest")  # pinned, overridable by kustomize
+    isvc["spec"]["predictor"]["containers"][0]["image"] = env["GPU_IMAGE"]
+    rendered = [check.Document(f"serving#{i}", i, d) for i, d in enumerate(docs)]
+    for doc in rendered:
+        assert check.check_schema(doc, "1.33")[1] == [], doc.kind
+    assert check.check_contract(rendered, pods_only=True) == []
+    assert check.check_security(rendered, pods_only=True) == []
 
 
 def test_registry_deploy_cli_on_the_local_registry(tmp_path, monkeypatch, capsys):

@@ -98,6 +98,7 @@ def test_serve_champion_traces_requests_and_deploys_on_promotion(server_cfg, tin
     checker, problems = check.check_schema(doc, "1.33")
     assert problems == [] and "kubernetes-validate" in checker
     assert check.check_contract([doc], pods_only=True) == []
+    assert manifest["spec"]["predictor"]["automountServiceAccountToken"] is False
 
     # a better model becomes champion: the manifest follows it
     second = reg.register_model(cfg, tiny_model, {ACC: 0.5}, eval_digest="e1")

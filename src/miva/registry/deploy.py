@@ -17,7 +17,8 @@ Two runtimes (`registry.deploy.runtime`):
 
 Pods follow the restricted Pod Security Standard: non-root, read-only root filesystem
 with writable emptyDirs for /tmp and /dev/shm, no privilege escalation, all capabilities
-dropped, the RuntimeDefault seccomp profile; GPU pods select and tolerate the GPU pool.
+dropped, the RuntimeDefault seccomp profile, no service-account token; GPU pods select and
+tolerate the GPU pool; with `registry.deploy.image_digest` the image is pinned by digest.
 """
 
 from __future__ import annotations
@@ -94,8 +95,11 @@ def _env() -> list[dict[str, str]]:
 
 def gpu_image(cfg) -> str:
     """MIVA's GPU image as the pipeline names it (`miva.pipeline.images.image_ref(...,
-    "gpu", ...)`, which sits above this layer; tests/registry/test_deploy.py checks they agree)."""
-    return f"{cfg.pipeline.image_registry.rstrip('/')}/miva-gpu:{cfg.pipeline.image_tag}"
+    "gpu", ...)`, which sits above this layer; tests/registry/test_deploy.py checks they
+    agree), pinned by `registry.deploy.image_digest` when given."""
+    ref = f"{cfg.pipeline.image_registry.rstrip('/')}/miva-gpu:{cfg.pipeline.image_tag}"
+    digest = cfg.registry.deploy.image_digest
+    return f"{ref}@{digest}" if digest else ref
 
 
 def miva_container(cfg, model_uri: str) -> dict[str, Any]:
@@ -135,9 +139,9 @@ def miva_container(cfg, model_uri: str) -> dict[str, Any]:
 def huggingface_model(cfg, storage_uri: str) -> dict[str, Any]:
     d = cfg.registry.deploy
     mounts, _ = _volumes()
-    return {
+    spec: dict[str, Any] = {
         "modelFormat": {"name": "huggingface"},
-        "runtime": HF_RUNTIME,  # its image is the one the KServe release pins
+        "runtime": HF_RUNTIME,  # its image unless registry.deploy.huggingface_image pins one
         "storageUri": storage_uri,
         "args": [
             f"--model_name={cfg.registry.model_name}",
@@ -149,6 +153,9 @@ def huggingface_model(cfg, storage_uri: str) -> dict[str, Any]:
         "securityContext": _container_security(),
         "volumeMounts": mounts,
     }
+    if d.huggingface_image:
+        spec["image"] = d.huggingface_image
+    return spec
 
 
 def render_manifest(
@@ -161,7 +168,10 @@ def render_manifest(
     predictor: dict[str, Any] = {
         "minReplicas": d.min_replicas,
         "maxReplicas": d.max_replicas,
+        # pod labels: the serving NetworkPolicy selects them
+        "labels": {"app.kubernetes.io/name": d.name, "app.kubernetes.io/part-of": "miva"},
         "serviceAccountName": d.service_account,
+        "automountServiceAccountToken": False,  # the pod never calls the Kubernetes API
         "securityContext": _pod_security(),
         "volumes": volumes,
     }
