@@ -242,14 +242,76 @@ class ModelConfig(Section):
 # --------------------------------------------------------------------------- agent
 
 
-class SandboxConfig(Section):
-    cpu_seconds: int = Field(5, ge=1, description="CPU-time limit of one python tool call.")
-    wall_seconds: float = Field(
-        10.0, gt=0, description="Wall-clock limit; the whole process group is killed after it."
+class PythonToolConfig(Section):
+    """The python tool's sandbox (Visual-ARFT code tool): where model-written code runs and
+    the limits it meets. See docs/sandbox.md for what each mode isolates."""
+
+    backend: Literal["local", "service"] = Field(
+        "local",
+        description="Where calls run: `local` (a kernel-isolated subprocess on this machine: "
+        "bubblewrap namespaces + a cgroup per call) or `service` (the HTTP sandbox service of "
+        "`miva sandbox serve` at `service_url`, the cluster set-up). Default local.",
     )
-    memory_mb: int = Field(1024, ge=64, description="Address-space limit of the sandboxed process.")
+    service_url: str | None = Field(
+        None,
+        description="Base URL of the sandbox service when backend is `service`, e.g. "
+        "http://miva-sandbox.miva.svc:8080. Unreachable or slow: the call returns an error "
+        "result to the model after wall_seconds + startup_seconds, never hangs.",
+    )
+    allow_weak_isolation: bool = Field(
+        False,
+        description="Allow the weaker mode (Python audit hook + rlimits, no kernel namespaces) "
+        "where bubblewrap cannot create namespaces. Off by default: the tool then refuses to "
+        "run with an error naming what is missing. An audit hook is not a security boundary "
+        "(PEP 578); enable only for trusted models.",
+    )
+    prestart: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description="Sandboxes started ahead of time (Python and numpy loaded, waiting for "
+        "code); each still serves exactly one call. 1 hides the start-up cost of a call; 0 "
+        "starts every sandbox on demand.",
+    )
+    cpu_seconds: int = Field(
+        5, ge=1, description="CPU-time limit of each process of one call (RLIMIT_CPU)."
+    )
+    cpus: float = Field(
+        1.0,
+        gt=0,
+        description="CPU share of one call across all its processes (cgroup CPU quota, where "
+        "the host lets MIVA create a cgroup). Default 1 core.",
+    )
+    wall_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Wall-clock limit of the code's run; everything in the sandbox is killed after it.",
+    )
+    startup_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Limit on starting a sandbox (namespaces, Python, numpy) before the wall "
+        "clock starts; a call never takes longer than startup_seconds + wall_seconds.",
+    )
+    memory_mb: int = Field(
+        1024,
+        ge=64,
+        description="Memory of one call: all its processes together (cgroup memory limit; tmpfs "
+        "files count too) and each process's address space (RLIMIT_AS).",
+    )
+    processes: int = Field(
+        32,
+        ge=1,
+        description="Processes and threads one call may run at once (cgroup pids limit; "
+        "RLIMIT_NPROC where there is no cgroup). Stops fork bombs.",
+    )
+    disk_mb: int = Field(
+        64,
+        ge=1,
+        description="Size of the working folder and of /tmp inside the sandbox (tmpfs each).",
+    )
     output_bytes: int = Field(
-        8192, ge=256, description="Captured stdout/stderr beyond this is cut."
+        8192, ge=256, description="Stdout returned to the model; the rest is cut."
     )
 
 
@@ -297,7 +359,7 @@ class AgentConfig(Section):
         "error_turn",
         description="On an unparseable tool call: return an error turn to the model, or stop the trajectory.",
     )
-    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    python: PythonToolConfig = Field(default_factory=PythonToolConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
 
 

@@ -24,7 +24,7 @@ API overview (kept current; other stages build on these names):
   `encode_image`, `check_parity`, `mm_token_type_ids`, `sanitize`.
 - `miva.agent.tools`: `build_tools(cfg.agent) -> {name: Tool}`; `Tool.schema()`,
   `Tool(arguments, ToolContext) -> ToolResult` (never raises on bad arguments).
-  zoom / view / python (sandboxed subprocess, `tools.python_sandbox.run_python`) /
+  zoom / view / python (kernel-isolated sandbox or sandbox service, `miva.agent.sandbox`) /
   search (BM25 over JSONL, or HTTP).
 - `miva.agent.engines`: `make_engine("hf" | "vllm", model, processor, cfg.agent)`;
   interface `generate(list[GenRequest], seed) -> list[GenResult]`; `hf.HFEngine`
