@@ -314,6 +314,15 @@ class PythonToolConfig(Section):
         8192, ge=256, description="Stdout returned to the model; the rest is cut."
     )
 
+    @model_validator(mode="after")
+    def _check(self) -> PythonToolConfig:
+        if self.backend == "service" and not self.service_url:
+            raise ValueError(
+                "agent.python.backend is `service` but agent.python.service_url is not set; "
+                "set it to the sandbox service's URL (e.g. http://miva-sandbox:8080)"
+            )
+        return self
+
 
 class SearchConfig(Section):
     corpus: str | None = Field(

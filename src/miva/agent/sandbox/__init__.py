@@ -21,7 +21,6 @@ from typing import Any, Protocol
 from PIL import Image
 
 from miva.agent.sandbox.limits import OUTPUT_IMAGE, SandboxLimits, SandboxResult
-from miva.errors import ConfigError
 
 __all__ = [
     "OUTPUT_IMAGE",
@@ -60,8 +59,6 @@ def make_sandbox(cfg: Any) -> Sandbox:
     if cfg.backend == "service":
         from miva.agent.sandbox.service import ServiceSandbox
 
-        if not cfg.service_url:
-            raise ConfigError("agent.python.backend is `service` but agent.python.service_url is not set")
         return ServiceSandbox(cfg.service_url, limits)
     return _local(limits, cfg.allow_weak_isolation, cfg.prestart)
 

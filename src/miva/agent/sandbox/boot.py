@@ -18,6 +18,7 @@ weak mode (no namespaces available, allowed by config) the audit hook below is t
 barrier for files, processes and sockets, and it is not a security boundary (PEP 578).
 """
 
+import contextlib
 import json
 import os
 import resource
@@ -55,7 +56,9 @@ _devnull = os.open("/dev/null", os.O_RDONLY)
 os.dup2(_devnull, 0)
 os.close(_devnull)
 
-images = [Image.open(f"image_{k}.png").convert("RGB") for k in range(1, len(_request["images"]) + 1)]
+images = [
+    Image.open(f"image_{k}.png").convert("RGB") for k in range(1, len(_request["images"]) + 1)
+]
 for _im in images:
     _im.load()
 
@@ -67,10 +70,9 @@ for _name, _value in _request["rlimits"].items():
         _value += _cpu_used
         resource.setrlimit(_which, (_value, _value + 1))
     else:
-        try:
+        # e.g. NPROC above what the host grants: the lower limit stays
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(_which, (_value, _value))
-        except (ValueError, OSError):  # e.g. NPROC above what the host grants: keep the lower one
-            pass
 
 WORKDIR = os.path.realpath(os.getcwd())
 
@@ -80,7 +82,14 @@ def _install_audit_hook():
     read_roots = (
         *{
             os.path.realpath(p)
-            for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr/lib", "/usr/local/lib", "/usr/share")
+            for p in (
+                sys.prefix,
+                sys.base_prefix,
+                sys.exec_prefix,
+                "/usr/lib",
+                "/usr/local/lib",
+                "/usr/share",
+            )
         },
         WORKDIR,
     )
@@ -167,10 +176,8 @@ except BaseException:
     traceback.print_exc()
     _status = 1
 for _stream in (sys.stdout, sys.stderr):
-    try:
+    with contextlib.suppress(Exception):  # the code may have closed or replaced them
         _stream.flush()
-    except Exception:
-        pass
 try:
     with open(os.path.join(WORKDIR, "output.png"), "rb") as _f:
         _data = _f.read(64 * 1024 * 1024 + 1)

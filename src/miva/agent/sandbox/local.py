@@ -488,9 +488,7 @@ def _signal_of(rc: int) -> int | None:
     return None
 
 
-def _explain(
-    rc: int, stderr: str, limits: SandboxLimits, cg: cgroups.CallCgroup | None
-) -> str:
+def _explain(rc: int, stderr: str, limits: SandboxLimits, cg: cgroups.CallCgroup | None) -> str:
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     tail = lines[-1][-500:] if lines else ""
     notes = []
@@ -545,10 +543,14 @@ class LocalSandbox:
     construction when kernel isolation cannot run here and the weak mode is not allowed."""
 
     def __init__(
-        self, limits: SandboxLimits | None = None, allow_weak: bool = False, prestart: int = 1
+        self,
+        limits: SandboxLimits | None = None,
+        allow_weak: bool = False,
+        prestart: int = 1,
+        isolation: Isolation | None = None,
     ):
         self.limits = limits or SandboxLimits()
-        self.isolation = resolve_isolation(allow_weak)
+        self.isolation = isolation or resolve_isolation(allow_weak)
         self.prestart = prestart
         self._ready: deque[_Started] = deque()
         self._lock = threading.Lock()

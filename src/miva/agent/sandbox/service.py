@@ -52,7 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: SandboxServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
     def _reply(self, status: int, body: dict[str, Any]) -> None:
@@ -156,9 +156,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.sandbox.close()
 
 
-def _parse_request(
-    body: bytes, ceiling: SandboxLimits
-) -> tuple[str, list[bytes], SandboxLimits]:
+def _parse_request(body: bytes, ceiling: SandboxLimits) -> tuple[str, list[bytes], SandboxLimits]:
     try:
         req = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
