@@ -213,20 +213,26 @@ class ServiceSandbox:
     """Client of the sandbox service with the `LocalSandbox` interface; every failure is
     an error result within wall + startup + NETWORK_SLACK_SECONDS."""
 
-    def __init__(self, url: str, limits: SandboxLimits | None = None):
+    def __init__(
+        self,
+        url: str,
+        limits: SandboxLimits | None = None,
+        slack_seconds: float = NETWORK_SLACK_SECONDS,
+    ):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"sandbox service URL {url!r} must look like http://host:port")
         self.url = url.rstrip("/")
         self._parts = parts
         self.limits = limits or SandboxLimits()
+        self.slack_seconds = slack_seconds
         self._mode: str | None = None
 
     @property
     def mode(self) -> str:
         """`service:<the server's mode>`; asked once, `service:unreachable` until it answers."""
         if self._mode is None:
-            status, body = self._call("GET", "/healthz", None, timeout=5.0)
+            status, body = self._call("GET", "/healthz", None, timeout=self.slack_seconds)
             if status == 200 and isinstance(body, dict) and isinstance(body.get("mode"), str):
                 self._mode = f"service:{body['mode']}"
             else:
@@ -284,7 +290,7 @@ class ServiceSandbox:
             img.save(buf, format="PNG", compress_level=1)
             encoded.append(base64.b64encode(buf.getvalue()).decode())
         payload = json.dumps({"code": code, "images": encoded, "limits": lim.to_dict()}).encode()
-        timeout = lim.wall_seconds + lim.startup_seconds + NETWORK_SLACK_SECONDS
+        timeout = lim.wall_seconds + lim.startup_seconds + self.slack_seconds
         status, body = self._call("POST", "/run", payload, timeout)
         where = f"the python sandbox service at {self.url}"
         if status == 0:
