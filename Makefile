@@ -36,7 +36,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed ## create .venv and install miva with its dev extras (pinned by constraints.txt)
 
-system-deps: ## install system packages the integration tests need (PostgreSQL 15) when missing
+system-deps: ## install system packages when missing: bubblewrap (python sandbox), PostgreSQL 15 (integration tests)
 	@bash scripts/system-deps.sh
 
 run: setup ## run the whole local pipeline (kfp.local, all six stages) on PRESET=tiny-cpu, then print a summary
