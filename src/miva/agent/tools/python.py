@@ -24,8 +24,18 @@ class Python(Tool):
         "additionalProperties": False,
     }
 
-    def __init__(self, sandbox: Sandbox):
-        self.sandbox = sandbox
+    def __init__(self, sandbox: Sandbox | None = None):
+        self._sandbox = sandbox
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The given sandbox, or (first use) the one of the default `agent.python` config."""
+        if self._sandbox is None:
+            from miva.agent.sandbox import make_sandbox
+            from miva.config import PythonToolConfig
+
+            self._sandbox = make_sandbox(PythonToolConfig())
+        return self._sandbox
 
     def run(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:
         res = self.sandbox.run(arguments["code"], ctx.images)
