@@ -292,3 +292,73 @@ def test_registry_lists_every_adapter():
     assert get_benchmark("MIG_Bench").name == "mig-bench"
     with pytest.raises(ConfigError, match="known"):
         get_benchmark("mmmu")
+
+
+MUIR_SCHEMA = pa.schema(
+    [
+        ("idx", pa.string()),
+        ("task", pa.string()),
+        ("image_relation", pa.string()),
+        ("image_type", pa.string()),
+        ("question", pa.string()),
+        ("options", pa.list_(pa.string())),
+        ("answer", pa.string()),
+        ("image_list", pa.list_(IMAGE_STRUCT)),
+    ]
+)
+
+
+def _muir_row(idx, question, options, answer, colors):
+    return {
+        "idx": idx,
+        "task": "Visual Retrieval",
+        "image_relation": "Similar",
+        "image_type": "Photo",
+        "question": question,
+        "options": options,
+        "answer": answer,
+        "image_list": [hf_image(png(color=c)) for c in colors],
+    }
+
+
+def test_muirbench_markers_interleave_the_images_in_the_agent_prompt(tmp_path):
+    """The release's `<image>` markers (in the question and in the options) each take the
+    next image, in order; the rollout places them structurally and never crashes, also
+    when markers and images do not pair up."""
+    from miva.agent.engines.scripted import ScriptedEngine
+    from miva.agent.model import load_processor
+    from miva.agent.rollout import Agent
+    from miva.config import load_config
+
+    rows = [
+        _muir_row(
+            "1",
+            "Which candidate shows the same place as <image>?",
+            ["<image>", "<image>", "<image>"],
+            "B",
+            ["red", "green", "blue", "yellow"],
+        ),
+        _muir_row("2", "<image> or <image> <image>: which?", ["a", "b"], "A", ["red", "blue"]),
+    ]
+    write_parquet(tmp_path / "data" / "test-00000-of-00001.parquet", rows, MUIR_SCHEMA)
+    _bench, conv = load_benchmark("muirbench", tmp_path)
+    first, mismatched = conv.samples
+    assert first.meta["question_segments"][0] == "Which candidate shows the same place as "
+    assert first.question.startswith("Which candidate shows the same place as [Image 1]?")
+    assert "A. [Image 2]\nB. [Image 3]\nC. [Image 4]" in first.question
+    assert mismatched.meta["marker_mismatch"] == {"markers": 3, "images": 2}
+
+    cfg = load_config("tiny-cpu")
+    processor = load_processor("tiny-random")
+    engine = ScriptedEngine(processor, lambda key, turn: "<answer>B</answer>")
+    trajs = Agent(processor, cfg.agent, {}, engine).rollout(conv.samples)
+    user = next(t.text for t in trajs[0].turns if t.role == "user")
+    assert user.startswith(
+        "Which candidate shows the same place as Image 1: <image>?\nA. Image 2: <image>"
+    )
+    # the images in the order the markers name them
+    colors = [img.getpixel((0, 0)) for img in trajs[0].images]
+    assert colors == [(255, 0, 0), (0, 128, 0), (0, 0, 255), (255, 255, 0)]
+    assert [t.status for t in trajs] == ["ok", "ok"]  # placeholders == features (checked)
+    second_user = next(t.text for t in trajs[1].turns if t.role == "user")
+    assert second_user.startswith("Image 1: <image> or Image 2: <image> [image]: which?")

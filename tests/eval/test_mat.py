@@ -139,5 +139,8 @@ def test_mat_reads_the_release_layout(tmp_path):
 def test_mat_names_the_expected_layout_when_the_json_is_missing(tmp_path):
     from miva.errors import DataError
 
-    with pytest.raises(DataError, match="MAT-Benchmark/MAT-Coding.json with images in MAT-Benchmark/MAT-Coding-image/"):
+    with pytest.raises(
+        DataError,
+        match="MAT-Benchmark/MAT-Coding.json with images in MAT-Benchmark/MAT-Coding-image/",
+    ):
         load_benchmark("mat-coding", tmp_path)
