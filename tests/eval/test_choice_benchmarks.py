@@ -228,7 +228,8 @@ def test_hr_bench_cycle_accuracy(tmp_path):
     m = bench.score(s, {s[0].id: "A", s[1].id: "B", s[2].id: "A"}).metrics
     assert m["overall/accuracy"] == pytest.approx(0.75)
     assert m["overall/micro_accuracy"] == pytest.approx(2 / 3)
-    assert m["hr_bench_4k/cross/accuracy"] == 0.0
+    assert m["hr_bench_4k_cross/accuracy"] == 0.0
+    assert m["hr_bench_4k_single/accuracy"] == 1.0  # c0: 1/1, c1: 1/1
 
 
 def test_hr_bench_missing_columns(tmp_path):
@@ -362,3 +363,38 @@ def test_muirbench_markers_interleave_the_images_in_the_agent_prompt(tmp_path):
     assert [t.status for t in trajs] == ["ok", "ok"]  # placeholders == features (checked)
     second_user = next(t.text for t in trajs[1].turns if t.role == "user")
     assert second_user.startswith("Image 1: <image> or Image 2: <image> [image]: which?")
+
+
+def test_hr_bench_release_reports_single_and_cross_instance_per_file(tmp_path):
+    """The release (DreamMr/HR-Bench): hr_bench_4k.tsv and hr_bench_8k.tsv side by side;
+    FSP (single) and FCP (cross) accuracy of each file next to the file's own."""
+    header = "index\tquestion\tanswer\tcategory\tA\tB\tC\tD\tcycle_category\timage\n"
+
+    def row(i, category, cycle, answer="A"):
+        question = f"question {i} of {res}?"  # items differ, as in the release
+        fields = (str(i), question, answer, category, "a", "b", "c", "d", cycle, b64png())
+        return "\t".join(fields) + "\n"
+
+    for res in ("4k", "8k"):
+        rows = [
+            row(0, "single", "c0"),
+            row(1, "single", "c1"),
+            row(2, "cross", "c0"),
+            row(3, "cross", "c1"),
+        ]
+        (tmp_path / f"hr_bench_{res}.tsv").write_text(header + "".join(rows))
+    bench, conv = load_benchmark("hr-bench", tmp_path)
+    assert len(conv.samples) == 8 and not conv.skipped
+    by_key = {(s.task, s.meta["category"], s.meta["cycle"]): s.id for s in conv.samples}
+    preds = {sid: "B" for sid in by_key.values()}  # wrong everywhere, then:
+    preds[by_key[("hr_bench_4k", "single", "c0")]] = "A"
+    preds[by_key[("hr_bench_4k", "single", "c1")]] = "A"
+    preds[by_key[("hr_bench_4k", "cross", "c0")]] = "A"
+    preds[by_key[("hr_bench_8k", "cross", "c1")]] = "A"
+    m = bench.score(conv.samples, preds).metrics
+    assert m["hr_bench_4k_single/accuracy"] == 1.0
+    assert m["hr_bench_4k_cross/accuracy"] == 0.5  # c0 right, c1 wrong
+    assert m["hr_bench_4k/accuracy"] == 0.75  # c0: 2/2, c1: 1/2
+    assert m["hr_bench_8k_single/accuracy"] == 0.0 and m["hr_bench_8k_cross/accuracy"] == 0.5
+    assert m["hr_bench_8k/accuracy"] == 0.25
+    assert m["overall/accuracy"] == 0.5  # mean of the two files
