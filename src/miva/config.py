@@ -725,28 +725,82 @@ def apply_override(tree: dict[str, Any], path: list[str], value: Any) -> None:
 def load_config(
     preset: str | Path = DEFAULT_PRESET, overrides: list[str] | None = None
 ) -> MivaConfig:
-    """Resolve a preset and `key.path=value` overrides into a validated config."""
+    """Resolve a preset and `key.path=value` overrides into a validated config.
+
+    Errors are one line each, naming the key, the value and where it came from: the
+    preset file and line, or the `--set` override (`ConfigError`)."""
     path = preset_path(preset)
+    text = path.read_text()
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: invalid YAML: {_one_line_yaml_error(exc)}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    for text in overrides or []:
-        apply_override(tree, *parse_override(text))
-    return config_from_dict(tree, source=str(path))
+    origins = _preset_origins(text, path)
+    for text_override in overrides or []:
+        key, value = parse_override(text_override)
+        apply_override(tree, key, value)
+        origins[tuple(key)] = f"--set {text_override}"
+    return config_from_dict(tree, source=str(path), origins=origins)
 
 
-def config_from_dict(tree: dict[str, Any], source: str = "<dict>") -> MivaConfig:
+def _one_line_yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
+
+
+def _preset_origins(text: str, path: Path) -> dict[tuple[str, ...], str]:
+    """Key path -> 'FILE:LINE' for every key the preset sets (a node's own line)."""
+    out: dict[tuple[str, ...], str] = {}
+
+    def walk(node: Any, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = (*prefix, str(key_node.value))
+                out[key] = f"{path}:{key_node.start_mark.line + 1}"
+                walk(value_node, key)
+
+    try:
+        walk(yaml.compose(text), ())
+    except yaml.YAMLError:
+        pass
+    return out
+
+
+def _origin(loc: tuple[str, ...], origins: dict[tuple[str, ...], str], source: str) -> str:
+    """Where the value at `loc` came from: the key itself, else the `--set` overrides
+    inside it (a section-level rule), else the deepest enclosing key, else the defaults."""
+    inside = [o for k, o in origins.items() if k[: len(loc)] == loc and o.startswith("--set")]
+    if inside:
+        return ", ".join(inside)
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in origins:
+            return origins[loc[:n]]
+    return f"the defaults (not set in {source})"
+
+
+def config_from_dict(
+    tree: dict[str, Any],
+    source: str = "<dict>",
+    origins: dict[tuple[str, ...], str] | None = None,
+) -> MivaConfig:
     try:
         return MivaConfig.model_validate(tree)
     except ValidationError as exc:
-        lines = []
+        problems = []
         for err in exc.errors():
-            loc = ".".join(str(x) for x in err["loc"]).replace("validate_", "validate")
-            lines.append(f"  {loc or '<root>'}: {err['msg']}")
-        raise ConfigError(f"invalid config from {source}:\n" + "\n".join(lines)) from None
+            loc = tuple(str(x) for x in err["loc"])
+            loc = tuple("validate" if x == "validate_" else x for x in loc)
+            key = ".".join(loc) or "<root>"
+            where = _origin(loc, origins or {}, source)
+            value = err.get("input")
+            shown = "" if isinstance(value, dict) else f" = {json.dumps(value, default=str)[:80]}"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{key}{shown} (from {where}): {message}")
+        raise ConfigError("invalid config: " + "; ".join(problems)) from None
 
 
 def describe(
