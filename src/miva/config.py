@@ -12,6 +12,7 @@ Sections, in pipeline order: ``data`` (synthesis), ``validate`` (the gate), ``mo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -763,10 +764,8 @@ def _preset_origins(text: str, path: Path) -> dict[tuple[str, ...], str]:
                 out[key] = f"{path}:{key_node.start_mark.line + 1}"
                 walk(value_node, key)
 
-    try:
+    with contextlib.suppress(yaml.YAMLError):  # already parsed once: cannot fail here
         walk(yaml.compose(text), ())
-    except yaml.YAMLError:
-        pass
     return out
 
 
