@@ -21,6 +21,11 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 # ---------------------------------------------------------------- runtime: venv + presets
 FROM ${PYTHON_IMAGE} AS runtime
 ARG MIVA_UID=10001
+# bubblewrap: kernel isolation of the python tool's sandbox where the runtime allows
+# namespaces (a laptop, gVisor nodes); `miva sandbox serve` reports which mode it runs.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid ${MIVA_UID} miva \
  && useradd --uid ${MIVA_UID} --gid miva --create-home --home-dir /home/miva miva
 COPY --from=build /opt/venv /opt/venv
