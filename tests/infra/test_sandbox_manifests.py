@@ -17,7 +17,9 @@ SANDBOX = REPO / "infra" / "k8s" / "sandbox"
 def _render(folder: Path) -> list[dict]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        pytest.skip("kubectl (with kustomize v5) is not installed; `make infra-validate` installs it")
+        pytest.skip(
+            "kubectl (with kustomize v5) is not installed; `make infra-validate` installs it"
+        )
     out = subprocess.run(
         [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=60
     )
