@@ -5,6 +5,7 @@ Escape attempts: test_sandbox_escapes.py; the HTTP service: test_sandbox_service
 from __future__ import annotations
 
 import os
+import platform
 import secrets
 import signal
 import subprocess
@@ -272,3 +273,67 @@ def test_the_service_backend_needs_a_url():
 
     with pytest.raises(ValidationError, match="service_url is not set"):
         PythonToolConfig(backend="service")
+
+
+# ---------------------------------------------------------------------------- seccomp
+
+
+def _run_filter(program: bytes, arch: int, nr: int) -> int:
+    """Evaluate the classic BPF program on (arch, nr): the value of the RET it reaches."""
+    import struct
+
+    insns = [struct.unpack("=HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
+    acc, pc = 0, 0
+    while True:
+        code, jt, jf, k = insns[pc]
+        if code == 0x20:
+            acc = {0: nr, 4: arch}[k]
+        elif code == 0x15:
+            pc += jt if acc == k else jf
+        elif code == 0x35:
+            pc += jt if acc >= k else jf
+        elif code == 0x06:
+            return k
+        pc += 1
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_program_denies_the_list_and_nothing_else(machine):
+    from miva.agent.sandbox import seccomp
+
+    program = seccomp.filter_program(machine)
+    arch = seccomp.AUDIT_ARCH[machine]
+    column = 0 if machine == "x86_64" else 1
+    for name, numbers in seccomp.DENIED.items():
+        assert _run_filter(program, arch, numbers[column]) == seccomp.RET_ERRNO_EPERM, name
+    denied = {nrs[column] for nrs in seccomp.DENIED.values()}
+    for nr in range(0, 460):  # everything else is allowed (read, write, clone3, mmap, ...)
+        if nr not in denied:
+            assert _run_filter(program, arch, nr) == seccomp.RET_ALLOW, nr
+    # another ABI (x86_64's 32-bit entry) is killed: the list's numbers do not apply there
+    assert _run_filter(program, 0x40000003, 20) == seccomp.RET_KILL_PROCESS
+    if machine == "x86_64":
+        assert _run_filter(program, arch, seccomp.X32_SYSCALL_BIT | 39) == seccomp.RET_ERRNO_EPERM
+
+
+@kernel
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the 32-bit entry is x86_64's")
+def test_seccomp_filter_applies_inside_the_sandbox(sandbox):
+    code = """
+import ctypes, mmap
+libc = ctypes.CDLL(None, use_errno=True)
+for nr in (425, 321, 298, 323, 250, 101, 0x40000000 | 39):  # io_uring, bpf, perf, uffd, keyctl, ptrace, x32
+    print(libc.syscall(nr, 0, 0, 0, 0, 0), ctypes.get_errno())
+# getpid through the 32-bit entry (mov eax, 20; int 0x80; ret): the process is killed
+buf = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+buf.write(bytes([0xB8, 20, 0, 0, 0, 0xCD, 0x80, 0xC3]))
+addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+print("before", flush=True)
+ctypes.CFUNCTYPE(ctypes.c_int)(addr)()
+print("after")
+"""
+    res = sandbox.run(code, IMAGES)
+    lines = res.stdout.split("\n")
+    assert lines[:7] == ["-1 1"] * 7, res.stdout
+    assert "before" in res.stdout and "after" not in res.stdout
+    assert "SIGSYS" in res.error

@@ -3,7 +3,9 @@
 Kernel mode (the default; `Isolation.kind == "kernel"`), per call:
 - bubblewrap creates new user, PID, mount, network, IPC, UTS and cgroup namespaces, drops
   every capability (bounding set included), forbids further user namespaces, starts a new
-  session (no terminal injection) and dies with its parent;
+  session (no terminal injection) and dies with its parent; a seccomp filter
+  (`seccomp.py`) refuses io_uring, eBPF, perf events, userfaultfd, keyrings, ptrace and
+  the other kernel interfaces the code has no use for;
 - the file system is a fresh tmpfs root holding only: /usr and the Python installation
   (runtime + site-packages) bound read-only, /etc/ld.so.cache, a new /proc (this PID
   namespace only), a minimal /dev, a tmpfs /tmp and the tmpfs working folder /sandbox with
@@ -52,7 +54,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from miva.agent.sandbox import cgroups
+from miva.agent.sandbox import cgroups, seccomp
 from miva.agent.sandbox.limits import (
     FILE_LIMIT_BYTES,
     MAX_OUTPUT_PIXELS,
@@ -95,9 +97,11 @@ class Isolation:
                 if self.cgroup
                 else "rlimits only (no writable cgroup here)"
             )
+            filtered = "; seccomp filter" if seccomp.supported() else ""
             return (
                 "kernel isolation: bubblewrap (user, pid, mount, network, ipc, uts, cgroup "
-                f"namespaces; no capabilities; read-only runtime; tmpfs working folder); {limits}"
+                f"namespaces; no capabilities; read-only runtime; tmpfs working folder"
+                f"{filtered}); {limits}"
             )
         net = "a network namespace, " if self.network_namespace else ""
         return f"WEAK isolation: {net}a Python audit hook and rlimits (not a security boundary)"
@@ -185,8 +189,9 @@ def _runtime_paths() -> list[str]:
     return out
 
 
-def bwrap_argv(limits: SandboxLimits) -> list[str]:
-    """The bubblewrap command line up to (not including) the program to run."""
+def bwrap_argv(limits: SandboxLimits, seccomp_fd: int | None = None) -> list[str]:
+    """The bubblewrap command line up to (not including) the program to run; `seccomp_fd`
+    is a readable descriptor holding the seccomp program (`seccomp.filter_program`)."""
     size = str(limits.disk_mb * 1024 * 1024)
     argv = [
         shutil.which("bwrap") or "bwrap",
@@ -227,7 +232,22 @@ def bwrap_argv(limits: SandboxLimits) -> list[str]:
         argv += ["--ro-bind", path, path]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--size", size, "--tmpfs", SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     return argv
+
+
+def _seccomp_fd() -> int | None:
+    """A pipe's read end holding the filter program (bubblewrap reads it at start)."""
+    if not seccomp.supported():
+        return None
+    program = seccomp.filter_program()
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, program)  # a few hundred bytes: well inside a pipe's buffer
+    finally:
+        os.close(write_fd)
+    return read_fd
 
 
 def _join_prefix(procs_files: list[str]) -> list[str]:
@@ -269,10 +289,12 @@ def _start(iso: Isolation, limits: SandboxLimits) -> _Started:
         )
     read_fd, write_fd = os.pipe()
     workdir = None
+    filter_fd = None
     try:
         python = [sys.executable, "-I", "-B", "-c", _boot_source(), str(write_fd)]
         if iso.kind == "kernel":
-            argv = [*bwrap_argv(limits), *python]
+            filter_fd = _seccomp_fd()
+            argv = [*bwrap_argv(limits, filter_fd), *python]
             cwd, env = "/", {}
         else:
             workdir = Path(tempfile.mkdtemp(prefix="miva-sandbox-"))
@@ -296,7 +318,7 @@ def _start(iso: Isolation, limits: SandboxLimits) -> _Started:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(write_fd,),
+            pass_fds=(write_fd,) if filter_fd is None else (write_fd, filter_fd),
             start_new_session=True,
         )
     except BaseException:
@@ -308,6 +330,8 @@ def _start(iso: Isolation, limits: SandboxLimits) -> _Started:
         raise
     finally:
         os.close(write_fd)
+        if filter_fd is not None:
+            os.close(filter_fd)
     return _Started(proc, read_fd, limits, cg, workdir)
 
 
