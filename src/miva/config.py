@@ -256,7 +256,7 @@ class PythonToolConfig(Section):
     service_url: str | None = Field(
         None,
         description="Base URL of the sandbox service when backend is `service`, e.g. "
-        "http://miva-sandbox.miva.svc:8080. Unreachable or slow: the call returns an error "
+        "http://miva-sandbox.miva-sandbox.svc.cluster.local:8080 (infra/k8s/sandbox). Unreachable or slow: the call returns an error "
         "result to the model after wall_seconds + startup_seconds, never hangs.",
     )
     allow_weak_isolation: bool = Field(
@@ -303,8 +303,8 @@ class PythonToolConfig(Section):
     processes: int = Field(
         32,
         ge=1,
-        description="Processes and threads one call may run at once (cgroup pids limit; "
-        "RLIMIT_NPROC where there is no cgroup). Stops fork bombs.",
+        description="Processes and threads one call may run at once (cgroup pids limit, and "
+        "RLIMIT_NPROC, which the kernel does not apply to uid 0). Stops fork bombs.",
     )
     disk_mb: int = Field(
         64,
