@@ -337,3 +337,27 @@ print("after")
     assert lines[:7] == ["-1 1"] * 7, res.stdout
     assert "before" in res.stdout and "after" not in res.stdout
     assert "SIGSYS" in res.error
+
+
+@kernel
+def test_without_a_cgroup_the_namespaces_still_end_every_process(tmp_path):
+    """`kernel+rlimits` (a host where MIVA cannot create cgroups): a process the code leaves
+    behind still dies with the call, through the PID namespace."""
+    marker = f"31{secrets.randbelow(10**6):06d}.5"
+    sb = LocalSandbox(LIMITS, prestart=0, isolation=Isolation("kernel", cgroup=None))
+    try:
+        assert sb.mode == "kernel+rlimits"
+        ok = sb.run("print(int(np.asarray(images[0])[..., 0].mean()))", IMAGES)
+        assert ok.ok and ok.stdout.strip() == "255" and ok.peak_memory_bytes is None
+        res = sb.run(
+            "import os\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            f"    os.execv('/bin/sleep', ['sleep', '{marker}'])\n",
+            IMAGES,
+        )
+        assert res.ok, res.error
+    finally:
+        sb.close()
+    time.sleep(0.2)
+    assert _processes_with(marker) == []
