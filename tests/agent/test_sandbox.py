@@ -360,4 +360,7 @@ def test_without_a_cgroup_the_namespaces_still_end_every_process(tmp_path):
     finally:
         sb.close()
     time.sleep(0.2)
-    assert _processes_with(marker) == []
+    survivors = _processes_with(marker)
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
