@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from miva.errors import ConfigError
 
@@ -391,6 +398,11 @@ class RolloutCorrectionConfig(Section):
         "use 2 to 5). Smaller = lower variance, more bias; the share of clipped weights is "
         "train/tis_clip_frac.",
     )
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
 
     def resolved(self, rollout_engine: str) -> str:
         """The mode in force for a rollout engine: `auto` becomes token-tis for vllm, off for hf."""
