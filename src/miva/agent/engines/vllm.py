@@ -174,8 +174,14 @@ def trainer_images(pixel_values: Any, grid_thw: Any, image_processor: Any) -> li
     scale = float(image_processor.rescale_factor)
     values = pixel_values.detach().cpu().double().numpy()
     channels = values.shape[1] // (tps * ps * ps)
+    grids = [tuple(int(v) for v in g) for g in grid_thw]
+    expected = sum(t * h * w for t, h, w in grids)
+    if expected != len(values):
+        raise ValueError(
+            f"pixel values hold {len(values)} patches but the image grids account for {expected}"
+        )
     out, offset = [], 0
-    for t, h, w in (tuple(int(v) for v in g) for g in grid_thw):
+    for t, h, w in grids:
         patches = values[offset : offset + t * h * w]
         offset += t * h * w
         # the processor's layout: (t, h/ms, w/ms, ms, ms, C, tps, ps, ps) per patch row
@@ -185,8 +191,4 @@ def trainer_images(pixel_values: Any, grid_thw: Any, image_processor: Any) -> li
         pixels = (frame * std + mean) / scale
         arr = np.clip(np.rint(pixels), 0, 255).astype(np.uint8).transpose(1, 2, 0)
         out.append(Image.fromarray(arr, "RGB"))
-    if offset != len(values):
-        raise ValueError(
-            f"pixel values hold {len(values)} patches but the image grids account for {offset}"
-        )
     return out
