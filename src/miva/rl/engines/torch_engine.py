@@ -29,9 +29,13 @@ def warmup_lambda(warmup_steps: int):
 
 
 def enable_gradient_checkpointing(model: Any) -> None:
-    """Non-reentrant checkpointing: the variant that works with DDP and ZeRO hooks."""
-    if hasattr(model, "gradient_checkpointing_enable"):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    """Non-reentrant checkpointing: the variant that works with DDP and ZeRO hooks.
+    (transformers renamed the method in 5.x; older 5.x releases only have the first name.)"""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    elif hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 class TorchEngine:
