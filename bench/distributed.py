@@ -9,7 +9,8 @@ worker the data-parallel tests use). Two workloads per world size:
   time per step (median), its rollout and update parts, trajectories rolled out per rank;
 - `replay`: the same recorded trajectories for both world sizes (sampled once with the hf
   engine), so the two runs should end with the same weights: the max |w_1 - w_2| after N
-  steps is the data-parallel error (float summation order).
+  steps is the data-parallel error (float summation order). As a control, one rank also
+  replays with micro-batches twice as large: the same math summed in another order.
 On this 2-core machine two ranks share the two cores, so the time per step shows the cost
 of the plumbing (process group, all-reduces, DDP) more than any speed-up.
 """
@@ -85,6 +86,9 @@ def main() -> None:
             }
             for kind in ("real", "replay")
         ]
+        if nproc == 1:
+            bigger = [*common, f"train.micro_batch_size={2 * args.group}"]
+            runs.append({"out": str(folder / "control"), "replay": True, "overrides": bigger})
         wall = launch(
             {"dataset": str(folder / "ds"), "replay": str(folder / "recorded.pkl"), "runs": runs},
             folder,
@@ -92,6 +96,9 @@ def main() -> None:
         )
         for spec in runs:
             kind = "replay" if spec["replay"] else "real"
+            if spec["out"].endswith("control"):
+                weights["control"] = load_file(str(Path(spec["out"]) / "model.safetensors"))
+                continue
             seen = torch.load(Path(spec["out"]) / "seen-rank0.pt", weights_only=False)
             hist = seen["history"]
             rows.append(
@@ -114,6 +121,10 @@ def main() -> None:
         )
         for kind in ("replay", "real")
     }
+    control = max(
+        float((weights[(1, "replay")][k] - weights["control"][k]).abs().max())
+        for k in weights["control"]
+    )
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
@@ -125,7 +136,8 @@ def main() -> None:
         )
     print(
         f"\nmax |w(1 rank) - w(2 ranks)| after {args.steps} steps: replayed trajectories "
-        f"{diff['replay']:.2e}; real rollouts (different samples) {diff['real']:.2e}"
+        f"{diff['replay']:.2e}; real rollouts (different samples) {diff['real']:.2e}; control "
+        f"(1 rank, micro-batches of {2 * args.group} instead of {args.group}) {control:.2e}"
     )
     print(f"load average at the end: {os.getloadavg()}")
 
