@@ -167,7 +167,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def train_config(w: dict[str, int], pixels: tuple[int, int], on_gpu: bool):
+def train_config(w: dict[str, int], pixels: tuple[int, int], on_gpu: bool, smoke: bool = False):
     from miva.config import load_config
 
     steps = w["warmup"] + w["steps"]
@@ -175,7 +175,9 @@ def train_config(w: dict[str, int], pixels: tuple[int, int], on_gpu: bool):
         "tiny-cpu",
         [
             "agent.tools=[zoom, view]",
-            "agent.prompt_style=full",
+            # the tools' JSON schemas in the system prompt, as Qwen models expect; the smoke run
+            # keeps the tiny preset's one-line tool list (a shorter prompt, seconds less)
+            f"agent.prompt_style={'compact' if smoke else 'full'}",
             f"agent.max_turns={w['turns']}",
             f"agent.max_new_tokens={w['max_new_tokens']}",
             "agent.max_total_tokens=8192",
@@ -229,7 +231,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         model, processor = random_3b(args.device, *pixels)
     text, vision, vocab = towers(model)
     n_params = sum(p.numel() for p in model.parameters())
-    cfg = train_config(w, pixels, on_gpu)
+    cfg = train_config(w, pixels, on_gpu, smoke=args.smoke)
     out_dir = Path(tempfile.mkdtemp(prefix="miva-gpu-check-run-"))
     timed: list[dict[str, Any]] = []
     shapes: dict[int, list[Any]] = {}
