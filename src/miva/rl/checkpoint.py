@@ -84,10 +84,10 @@ def save_checkpoint(
         marker.touch()
     barrier()
     shared = marker.exists()
-    if not shared:  # this node's disk: its first rank starts the folder
-        if world.local_rank == 0 and tmp.exists():
-            shutil.rmtree(tmp)
-        barrier()
+    if not shared and world.local_rank == 0 and tmp.exists():
+        shutil.rmtree(tmp)  # this node's own disk: its first rank starts the folder afresh
+    barrier()  # every rank, shared or not (a barrier only some ranks reach never returns)
+    if not shared:
         tmp.mkdir(parents=True, exist_ok=True)
     engine.save(str(tmp))
     torch.save(rng_state(), tmp / f"rng-rank{world.rank}.pt")
