@@ -466,7 +466,7 @@ class TrainConfig(Section):
     )
     engine: Literal["torch", "deepspeed"] = Field(
         "torch",
-        description="Training engine. `torch`: AdamW on one device, or DistributedDataParallel "
+        description="Training engine. `torch` (default): AdamW on one device, or DistributedDataParallel "
         "under torchrun (parameters and optimizer state replicated on every rank). "
         "`deepspeed`: ZeRO (train.zero_stage) with bf16 on GPUs; recommended for models of "
         "3B parameters and more. Both split train.prompts_per_step across the torchrun ranks "
@@ -481,8 +481,8 @@ class TrainConfig(Section):
     gradient_checkpointing: bool = Field(
         False,
         description="Recompute activations in the backward pass instead of storing them: about "
-        "a third more compute for far less activation memory. On for multi-billion-parameter "
-        "models on GPUs; off for the tiny CPU preset.",
+        "a third more compute for far less activation memory. Default off (the tiny CPU "
+        "preset); recommended on for multi-billion-parameter models on GPUs.",
     )
     rollout_correction: RolloutCorrectionConfig = Field(
         default_factory=RolloutCorrectionConfig,
