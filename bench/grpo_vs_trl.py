@@ -232,7 +232,7 @@ def image_row(a, base, processor) -> list[dict]:
     from rollout import samples as image_samples
 
     from miva.agent.assembly import SequenceBuilder, encode_image
-    from miva.agent.format import IMAGE_PLACEHOLDER, system_prompt, user_prompt
+    from miva.agent.format import ImageSlot, system_prompt, user_prompt
 
     cfg = bench_config(a, tools=False, turns=1)
     samples = image_samples(a.prompts, seed=1)
@@ -242,13 +242,11 @@ def image_row(a, base, processor) -> list[dict]:
         pil = s.pil_images()
         system = system_prompt([], s.answer_type, processor.family, style=cfg.agent.prompt_style)
         user = user_prompt(s.question, len(pil))
-        parts = user.split(IMAGE_PLACEHOLDER)
-        content = []
-        for i, part in enumerate(parts):
-            if part:
-                content.append({"type": "text", "text": part})
-            if i < len(pil):
-                content.append({"type": "image"})
+        content = [
+            {"type": "image"} if isinstance(part, ImageSlot) else {"type": "text", "text": part}
+            for part in user.parts
+            if part != ""
+        ]
         system_block = [{"type": "text", "text": system}]  # one content shape for arrow
         prompts.append(
             [{"role": "system", "content": system_block}, {"role": "user", "content": content}]

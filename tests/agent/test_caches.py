@@ -98,7 +98,7 @@ def test_cached_rollout_logprobs_equal_the_trainers_full_forward(tiny, runs):
         lp, _ = token_logprobs(model, batch)
     m = batch.loss_mask > 0
     assert int(m.sum()) == sum(t.num_sampled_tokens for t in cached)
-    assert (lp[m] - batch.sampled_logp[m]).abs().max() < TOL
+    assert (lp[m] - batch.rollout_logp[m]).abs().max() < TOL
 
 
 def test_placeholders_match_features_for_every_sequence(tiny, runs):

@@ -182,7 +182,7 @@ def test_forward_logprobs_match_the_sampler(tiny, tiny_trajectories):
         lp, _ = token_logprobs(model, batch, temperature=1.0)
     mask = batch.loss_mask.bool()
     assert mask.sum() == sum(t.num_sampled_tokens for t in tiny_trajectories)
-    assert torch.allclose(lp[mask], batch.sampled_logp[mask], atol=1e-4)
+    assert torch.allclose(lp[mask], batch.rollout_logp[mask], atol=1e-4)
     assert (lp[mask] < 0).all() and (lp[~mask] == 0).all()
 
 

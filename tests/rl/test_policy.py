@@ -125,7 +125,7 @@ def test_passes_without_gradients_reuse_the_rollouts_features(tiny, rollout):
     assert cache.misses == misses and cache.hits > hits  # nothing encoded again
     assert torch.equal(a, b) or (a - b).abs().max() < 1e-5
     m = cached.loss_mask > 0
-    assert (a[m] - cached.sampled_logp[m]).abs().max() < 1e-4
+    assert (a[m] - cached.rollout_logp[m]).abs().max() < 1e-4
 
 
 def test_a_pass_with_gradients_encodes_afresh_and_reaches_the_vision_tower(tiny, rollout):

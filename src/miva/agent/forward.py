@@ -47,7 +47,7 @@ class TokenBatch:
     input_ids: Any  # [N, T] long
     attention_mask: Any  # [N, T] long
     loss_mask: Any  # [N, T-1] float: 1 where the target token is scored
-    sampled_logp: Any = None  # [N, T-1] float: the rollout's log-probs of the targets
+    rollout_logp: Any = None  # [N, T-1] float: the rollout's log-probs of the targets
     position_ids: Any = None  # [3, N, T] long (multimodal RoPE); None: the model's default
     images: list[ImageRef] = field(default_factory=list)  # in placeholder order, row by row
     image_counts: list[int] = field(default_factory=list)  # images of each row
@@ -111,7 +111,7 @@ def collate(
         input_ids=ids,
         attention_mask=attn,
         loss_mask=loss[:, 1:],
-        sampled_logp=sampled[:, 1:],
+        rollout_logp=sampled[:, 1:],
         position_ids=positions,
         images=images,
         image_counts=counts,
