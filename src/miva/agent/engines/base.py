@@ -45,10 +45,13 @@ class Engine(Protocol):
 
 
 def release(engine: Any) -> None:
-    """End of a rollout batch: let a stateful engine free what it kept between turns."""
+    """End of a rollout batch: let a stateful engine free what it kept between turns (a
+    wrapper without `release` that holds its engine as `.engine` passes it on)."""
     fn = getattr(engine, "release", None)
     if callable(fn):
         fn()
+    elif getattr(engine, "engine", None) is not None:
+        release(engine.engine)
 
 
 def cut_at_stop(
