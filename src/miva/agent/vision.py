@@ -75,11 +75,19 @@ def split_images(
 
 
 def unwrap(model: Any) -> Any:
-    """The Hugging Face model under DDP / DeepSpeed (``.module``) and peft wrappers."""
-    while hasattr(model, "module") and not hasattr(model, "lm_head"):
-        model = model.module
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
+    """The Hugging Face model under DDP / DeepSpeed (``.module``) and peft wrappers.
+    (DeepSpeed's engine forwards attribute look-ups to its module, so only the type tells
+    a wrapper from the model.)"""
+    import torch
+    from transformers import PreTrainedModel
+
+    while not isinstance(model, PreTrainedModel):
+        if hasattr(model, "get_base_model"):  # peft
+            model = model.get_base_model()
+        elif isinstance(getattr(model, "module", None), torch.nn.Module):  # DDP, DeepSpeed
+            model = model.module
+        else:
+            break
     return model
 
 
