@@ -1,13 +1,14 @@
-"""Benchmark-level metric functions against hand-computed values."""
+"""Aggregation and detection metrics against hand-computed values."""
 
 import math
 
 import pytest
 
-from miva.eval.metrics import (
+from miva.scoring import (
     Detection,
     acc_at_iou,
     average_precision,
+    box_iou,
     cjk_spaced,
     cycle_accuracy,
     macro_mean,
@@ -16,7 +17,6 @@ from miva.eval.metrics import (
     pass_at_k,
     per_group_means,
 )
-from miva.rl.rewards.accuracy import box_iou
 
 
 def test_means_per_group_and_macro():

@@ -1,8 +1,9 @@
-"""Answer scorers: ONE implementation of each accuracy metric, shared by rewards and evaluation.
+"""Per-item scores by answer type: ONE implementation of each, shared by the rewards
+(`miva.rl.rewards`), evaluation (`miva.eval`) and the benchmark adapters.
 
-Plain functions of strings and typed answers (stdlib only). Conventions:
-- A prediction is the text inside ``<answer>...</answer>``; `extract_answer` pulls it out of a
-  whole response (the think block is ignored; zero or several answer tags give ``None``).
+Conventions:
+- A prediction is the text inside ``<answer>...</answer>`` (`miva.scoring.parse.scored_answer`
+  pulls it out of a whole response).
 - Image numbers are 1-based; boxes are ``[x1, y1, x2, y2]`` in the dataset's pixel
   convention (the agent converts model-convention boxes before scoring).
 - Every scorer returns a float in ``[0, 1]``; an unparseable prediction scores 0.
@@ -12,169 +13,21 @@ Plain functions of strings and typed answers (stdlib only). Conventions:
 
 from __future__ import annotations
 
-import math
 import re
-import string
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from miva.scoring.boxes import box_iou
+from miva.scoring.parse import (
+    MAX_PREDICTION_CHARS,
+    parse_box,
+    parse_image_box,
+    parse_image_index,
+    parse_number,
+)
+from miva.scoring.text import exact_match, normalize_text, token_f1
+
 CHOICE_LETTERS = "ABCDEFGHIJ"
-MAX_PREDICTION_CHARS = 2000  # longer predictions are cut before parsing (no regex blow-ups)
-
-_THINK = re.compile(r"<think>.*?(</think>|$)", re.S)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-# ----------------------------------------------------------------------------- parsing
-
-
-def extract_answer(response: str) -> str | None:
-    """The text of the single ``<answer>`` tag outside the think block, stripped.
-
-    >>> extract_answer("<think>maybe 3</think><answer> 2 </answer>")
-    '2'
-    >>> extract_answer("<think><answer>1</answer></think>no tag here") is None
-    True
-    >>> extract_answer("<answer>1</answer><answer>2</answer>") is None  # hedging
-    True
-    """
-    visible = _THINK.sub("", response)
-    found = _ANSWER.findall(visible)
-    if len(found) != 1:
-        return None
-    return found[0].strip()
-
-
-def parse_number(text: str) -> float | None:
-    """The first finite number in `text`, or None.
-
-    >>> parse_number("about 12.5 apples")
-    12.5
-    >>> parse_number("1e999") is None  # overflows to inf
-    True
-    >>> parse_number("none") is None
-    True
-    """
-    match = _NUMBER.search(text[:MAX_PREDICTION_CHARS].replace(",", ""))
-    if match is None:
-        return None
-    value = float(match.group())
-    return value if math.isfinite(value) else None
-
-
-def parse_image_index(text: str) -> int | None:
-    """A 1-based image number written as ``2``, ``image 2`` or ``Image 2:``.
-
-    >>> parse_image_index("Image 3")
-    3
-    >>> parse_image_index("the second") is None
-    True
-    """
-    match = re.search(r"\d{1,6}", text[:MAX_PREDICTION_CHARS])
-    return int(match.group()) if match else None
-
-
-def parse_box(text: str) -> tuple[float, float, float, float] | None:
-    """The first four numbers of `text` as a box; None when fewer than four or inverted/empty.
-
-    >>> parse_box("[10, 20, 30, 40]")
-    (10.0, 20.0, 30.0, 40.0)
-    >>> parse_box("[30, 40, 10, 20]") is None  # inverted: x2 < x1
-    True
-    """
-    nums = _NUMBER.findall(text[:MAX_PREDICTION_CHARS])
-    if len(nums) < 4:
-        return None
-    box = tuple(float(v) for v in nums[:4])
-    if not all(math.isfinite(v) for v in box):
-        return None
-    x1, y1, x2, y2 = box
-    if x2 <= x1 or y2 <= y1:
-        return None
-    return box  # type: ignore[return-value]
-
-
-def parse_image_box(text: str) -> tuple[int | None, tuple[float, float, float, float] | None]:
-    """``image 2: [x1, y1, x2, y2]`` -> (2, box). Either part may be None.
-
-    >>> parse_image_box("image 2: [1, 2, 3, 4]")
-    (2, (1.0, 2.0, 3.0, 4.0))
-    """
-    text = text[:MAX_PREDICTION_CHARS]
-    head, bracket, tail = text.partition("[")
-    image = parse_image_index(head)
-    box = parse_box(bracket + tail) if bracket else None
-    if image is None and box is None:
-        # no bracket: "2 10 20 30 40"
-        nums = _NUMBER.findall(text)
-        if len(nums) >= 5:
-            image = parse_image_index(nums[0])
-            box = parse_box(" ".join(nums[1:5]))
-    return image, box
-
-
-# ----------------------------------------------------------------------------- text
-
-
-def normalize_text(text: str) -> str:
-    """SQuAD normalisation: lowercase, drop punctuation and articles, squeeze spaces.
-
-    >>> normalize_text("The  Red-Car!")
-    'redcar'
-    """
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def _references(answer: Any) -> list[str]:
-    if isinstance(answer, str):
-        return [answer]
-    if isinstance(answer, Sequence):
-        return [str(a) for a in answer]
-    return [str(answer)]
-
-
-def exact_match(prediction: str, answer: str | Sequence[str]) -> float:
-    """1.0 when the normalised prediction equals a normalised reference (max over references).
-
-    >>> exact_match("the Eiffel Tower.", ["Eiffel tower", "tour Eiffel"])
-    1.0
-    """
-    pred = normalize_text(prediction)
-    return max((1.0 if pred == normalize_text(r) else 0.0) for r in _references(answer))
-
-
-def token_f1(prediction: str, answer: str | Sequence[str]) -> float:
-    """SQuAD token F1, max over references.
-
-    pred "red big car" vs ref "big red truck": common = {red, big} -> P = 2/3, R = 2/3, F1 = 2/3.
-
-    >>> round(token_f1("red big car", "big red truck"), 4)
-    0.6667
-    >>> token_f1("", "x")
-    0.0
-    """
-    pred_tokens = normalize_text(prediction).split()
-    best = 0.0
-    for ref in _references(answer):
-        ref_tokens = normalize_text(ref).split()
-        if not pred_tokens or not ref_tokens:
-            best = max(best, float(pred_tokens == ref_tokens))
-            continue
-        common = sum((Counter(pred_tokens) & Counter(ref_tokens)).values())
-        if common == 0:
-            continue
-        precision, recall = common / len(pred_tokens), common / len(ref_tokens)
-        best = max(best, 2 * precision * recall / (precision + recall))
-    return best
-
-
-# ----------------------------------------------------------------------------- per answer type
 
 
 def gold_choice_index(answer: str, choices: Sequence[str] | None) -> int | None:
@@ -259,31 +112,6 @@ def score_image_index(prediction: str, answer: int) -> float:
     1.0
     """
     return float(parse_image_index(prediction) == int(answer))
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two xyxy boxes (0 for empty or inverted boxes).
-
-    Boxes [0,0,2,2] and [1,1,3,3]: intersection 1, union 4 + 4 - 1 = 7 -> 1/7.
-
-    >>> round(box_iou([0, 0, 2, 2], [1, 1, 3, 3]), 4)
-    0.1429
-    >>> box_iou([2, 2, 0, 0], [0, 0, 2, 2])
-    0.0
-    """
-    ax1, ay1, ax2, ay2 = (float(v) for v in a)
-    bx1, by1, bx2, by2 = (float(v) for v in b)
-    area_a = max(ax2 - ax1, 0.0) * max(ay2 - ay1, 0.0)
-    area_b = max(bx2 - bx1, 0.0) * max(by2 - by1, 0.0)
-    if area_a <= 0 or area_b <= 0:
-        return 0.0
-    iw = max(min(ax2, bx2) - max(ax1, bx1), 0.0)
-    ih = max(min(ay2, by2) - max(ay1, by1), 0.0)
-    inter = iw * ih
-    union = area_a + area_b - inter
-    if not math.isfinite(union) or union <= 0:
-        return 0.0
-    return inter / union
 
 
 def _threshold(iou: float, iou_threshold: float | None) -> float:
