@@ -53,8 +53,9 @@ from miva.rl.masks import apply_status_policy
 from miva.rl.metrics import MetricsLogger
 from miva.rl.policy import LossSettings, PolicyBatch, micro_batch_loss
 from miva.rl.rewards import score
-from miva.rl.rewards.accuracy import is_correct
 from miva.rl.rewards.registry import RewardSettings
+from miva.scoring import is_correct
+from miva.storage import is_remote
 
 
 @dataclass
@@ -147,9 +148,7 @@ class GRPOTrainer:
         self.cfg, self.t = cfg, cfg.train
         self.output, self.progress, self.stop_after = output, progress, stop_after
         self.log_fn = log_fn
-        self.local_out = (
-            Path(output) if not str(output).startswith("s3://") else Path(cfg.workdir) / "grpo-run"
-        )
+        self.local_out = Path(output) if not is_remote(output) else Path(cfg.workdir) / "grpo-run"
         self.batch_size, self.micro_batches = check_batch(self.t)
         self.micro_size = self.batch_size // self.micro_batches
         random.seed(cfg.seed)
