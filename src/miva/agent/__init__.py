@@ -11,7 +11,7 @@ API overview (kept current; other stages build on these names):
 - `miva.agent.coords`: the ONE place for box conventions. `Frame` (stored size, resized
   size, origin of a crop), `frame_for(w, h, image_processor)`, `to_model` / `from_model`
   (dataset pixels <-> resized pixels for qwen2.5-vl, 0-1000 for qwen2-vl),
-  `to_relative` / `from_relative`, `to_source` (crop pixels -> source image pixels).
+  `to_source` (crop pixels -> source image pixels).
 - `miva.agent.format`: tags, `system_prompt(tool_schemas, answer_type, family)`,
   `user_prompt`, `parse_tool_call(text) -> ParsedCall | CallError | None`,
   `extract_answer(text) -> str | None`,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from miva.errors import MivaError
+from miva.metric_names import metric_key
 from miva.registry.policy import Decision, decide
 from miva.registry.tracking import (
     TAG_CONFIG,
@@ -43,7 +43,6 @@ from miva.registry.tracking import (
     configure,
     log_dataset,
     log_report,
-    metric_key,
     stage_run,
     tracking_call,
 )
@@ -66,7 +65,15 @@ class Registration:
     decision: Decision
     champion: str | None
     run_id: str
-    summary: str
+    summary: str  # the promotion decision as Markdown (promotion.md)
+
+    @property
+    def headline(self) -> str:
+        """`registered miva-agent v3: promoted; champion is v3` (the pipeline summary's line)."""
+        return (
+            f"registered {self.name} v{self.version}: {self.decision.outcome}; "
+            f"champion is v{self.champion}"
+        )
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -75,7 +82,7 @@ class Registration:
 def load_metrics(
     path: str | Path, primary: str | None = None, eval_digest: str | None = None
 ) -> tuple[dict[str, float], str | None]:
-    """Metrics and the eval-set digest from `miva eval`'s metrics.json (local or s3://).
+    """Metrics and the eval-set digest from `miva evaluate`'s metrics.json (local or s3://).
 
     Accepted shapes: the flat ``name -> float`` map, or ``{"metrics": {...}, ...}``.
     The digest, first found wins: the `eval_digest` argument; the string under
@@ -85,6 +92,8 @@ def load_metrics(
     """
     from miva import storage
 
+    if not storage.exists(path):
+        raise MivaError(f"{path}: no metrics file; `miva evaluate` writes it")
     try:
         raw = json.loads(storage.read_text(path))
     except json.JSONDecodeError as exc:
@@ -133,12 +142,7 @@ def localize_model(model: str | Path) -> Path:
     """A local `save_pretrained` folder for `model` (downloading an s3:// URI)."""
     from miva import storage
 
-    if storage.is_remote(model):
-        dest = Path(tempfile.mkdtemp(prefix="miva-register-"))
-        storage.download_dir(str(model), dest)
-        folder = dest
-    else:
-        folder = Path(model)
+    folder = storage.localize(model, "models")
     if not (folder / "config.json").is_file():
         raise MivaError(f"{model}: not a save_pretrained model folder (no config.json)")
     return folder

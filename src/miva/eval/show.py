@@ -4,7 +4,7 @@ Prints each trajectory (turns, tool calls, status, parsed answer, rewards), save
 image the model saw (tool crops included) under `out/<k>_<sample id>/image_<n>.png`, and
 with `html=True` writes `out/index.html` with the images inline.
 
-`policy="model"` samples from the model (the hf or vllm engine of `agent.engine`);
+`policy="model"` samples from the model (the rollout engine of `agent.rollout_engine`);
 `policy="gold"` replays the gold trajectory of each sample (`miva.rl.sft.gold_texts`: zoom
 into the evidence, then the gold answer) through the same runtime and tools, which shows
 what a correct tool-using trajectory looks like before any model has learned one.
@@ -30,6 +30,7 @@ class ShowResult:
 
 def run_show(
     cfg,
+    model: str,
     dataset: str,
     split: str = "test",
     n: int = 4,
@@ -39,43 +40,25 @@ def run_show(
     n_per_sample: int = 1,
     seed: int = 0,
 ) -> ShowResult:
-    from miva.agent.engines import make_engine
     from miva.agent.model import load_from_config
     from miva.agent.render import render_html, render_text, save_images
-    from miva.agent.rollout import Agent, parse_trajectory_answer
-    from miva.agent.tools import build_tools
-    from miva.data.io import localize, read_samples
+    from miva.agent.rollout import parse_trajectory_answer, rollout
+    from miva.data.io import read_samples
+    from miva.rl.rewards import score
 
-    samples = read_samples(localize(dataset), split=split, limit=n)
+    samples = read_samples(dataset, split=split, limit=n)
     if not samples:
         raise DataError(f"{dataset}: split {split!r} has no samples")
-    model, processor = load_from_config(cfg.model)
-    tools = build_tools(cfg.agent)
-    if policy == "model":
-        kwargs: dict[str, Any] = {}
-        if cfg.agent.engine == "vllm":
-            from miva.agent.model import resolve
-
-            kwargs = dict(
-                model_path=str(resolve(cfg.model.name_or_path)),
-                dtype=cfg.model.dtype,
-                min_pixels=cfg.model.min_pixels,
-                max_pixels=cfg.model.max_pixels,
-            )
-        engine = make_engine(cfg.agent.engine, model, processor, cfg.agent, **kwargs)
-    elif policy == "gold":
-        engine = _gold_engine(samples, processor, cfg, n_per_sample)
-    else:
+    model_cfg = cfg.model.model_copy(update={"name_or_path": model})
+    policy_model, processor = load_from_config(model_cfg)
+    if policy not in ("model", "gold"):
         raise ConfigError(f"unknown policy {policy!r}; known: model, gold")
-    agent = Agent(processor, cfg.agent, tools, engine)
-    trajs = agent.rollout(samples, n_per_sample=n_per_sample, seed=seed)
+    engine = _gold_engine(samples, processor, cfg, n_per_sample) if policy == "gold" else None
+    trajs = rollout(
+        policy_model, processor, samples, cfg.agent, n=n_per_sample, seed=seed, engine=engine
+    )
     group = [s for s in samples for _ in range(n_per_sample)]
-    try:
-        from miva.rl.rewards import score
-
-        score(trajs, group, cfg.reward)
-    except ImportError:  # rewards not installed in this build: show without them
-        pass
+    score(trajs, group, cfg.reward)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     blocks, items, dirs = [], [], []
@@ -89,9 +72,7 @@ def run_show(
     html_path = None
     if html:
         html_path = out / "index.html"
-        html_path.write_text(
-            render_html(items, out, f"miva agent: {cfg.model.name_or_path} on {dataset} ({split})")
-        )
+        html_path.write_text(render_html(items, out, f"miva agent: {model} on {dataset} ({split})"))
     return ShowResult(trajs, group, "\n\n".join(blocks), html_path, dirs)
 
 

@@ -1,7 +1,7 @@
 """Scoring of MIVA dataset splits (synthetic or COCO-built) with the same interface as the
 benchmark adapters, so the eval runner treats a split and a benchmark alike.
 
-Per item, through `miva.rl.rewards.accuracy` (the one implementation of each metric):
+Per item, through `miva.scoring` (the one implementation of each metric):
 choice / number / image_index -> exact; bbox -> IoU (correct at IoU >= 0.5); image_bbox ->
 image right and IoU of the box on it; text -> token F1 and EM (correct = EM).
 Per task and overall: `accuracy`, plus `acc_iou50` and `mean_iou` for boxes,
@@ -18,7 +18,7 @@ from typing import Any
 
 from miva.data.benchmarks.base import Benchmark, Converted, ItemScore
 from miva.data.schema import Sample
-from miva.eval.metrics import mean
+from miva.scoring import mean
 
 
 class DatasetScorer(Benchmark):
@@ -33,7 +33,7 @@ class DatasetScorer(Benchmark):
         return Converted(read_samples(folder, limit=limit), [])
 
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
-        from miva.rl.rewards import accuracy as acc
+        from miva import scoring as acc
 
         text = None if prediction is None else str(prediction)
         valid = text is not None and text.strip() != ""
