@@ -50,12 +50,12 @@ test-slow: setup system-deps ## run the slow tests (learning, full local pipelin
 	$(PY) -m pytest -q -m "slow" $(ARGS)
 
 lint: setup ## ruff check and format check
-	$(VENV)/bin/ruff check src tests bench components pipelines
-	$(VENV)/bin/ruff format --check src tests bench components pipelines
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 
 format: setup ## apply ruff fixes and formatting
-	$(VENV)/bin/ruff check --fix src tests bench components pipelines
-	$(VENV)/bin/ruff format src tests bench components pipelines
+	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench
 
 bench: setup ## run the CPU benchmarks; tables go to stdout and bench/RESULTS.md by hand
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

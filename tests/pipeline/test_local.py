@@ -13,18 +13,18 @@ from miva.pipeline.local import LocalRunError, run_local
 
 # A few dozen samples, a handful of SFT/GRPO steps, a small eval.
 SMOKE = [
-    "data.n=40",
-    "data.workers=1",
+    "synthesize.n=40",
+    "synthesize.workers=1",
     "sft.steps=2",
     "sft.batch_size=4",
-    "train.steps=1",
-    "train.prompts_per_step=2",
-    "train.group_size=2",
-    "train.micro_batch_size=4",
-    "train.checkpoint_every=1",
+    "grpo.steps=1",
+    "grpo.prompts_per_step=2",
+    "grpo.group_size=2",
+    "grpo.micro_batch_size=4",
+    "grpo.checkpoint_every=1",
     "agent.max_turns=2",
     "agent.max_new_tokens=12",
-    "eval.max_items=6",
+    "evaluate.max_items=6",
 ]
 
 
@@ -78,7 +78,7 @@ def test_stage_failure_stops_the_run_with_its_message(tmp_path, monkeypatch):
         _run(
             tmp_path,
             monkeypatch,
-            ["data.n=16", "data.workers=1", "validate.question_chars=[1000, 2000]"],
+            ["synthesize.n=16", "synthesize.workers=1", "validate.question_chars=[1000, 2000]"],
         )
     message = str(err.value)
     assert message.startswith("stage validate failed: miva validate:")

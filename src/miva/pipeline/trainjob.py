@@ -1,7 +1,7 @@
 """Multi-node GRPO as a Kubeflow Trainer `TrainJob` (trainer.kubeflow.org/v1alpha1).
 
 When `pipeline.num_nodes > 1` the grpo component does not train itself: it renders a
-TrainJob that runs the train image with the same `miva train` arguments under `torchrun`
+TrainJob that runs the train image with the same `miva grpo` arguments under `torchrun`
 (the `torch-distributed` ClusterTrainingRuntime sets the `PET_*` variables torchrun reads),
 creates it through the Kubernetes API, prints a line whenever its status changes and
 raises the job's own error message when it fails. Dataset and model travel as s3:// URIs.
@@ -53,8 +53,8 @@ def train_args(
     out_uri: str,
     start_model_uri: str | None = None,
 ) -> list[str]:
-    """`miva train` arguments: the same preset and overrides, artifacts as URIs."""
-    args = ["train", "-c", preset]
+    """`miva grpo` arguments: the same preset and overrides, artifacts as URIs."""
+    args = ["grpo", "-c", preset]
     for item in overrides:
         args += ["--set", item]
     args += ["--dataset", dataset_uri, "--out", out_uri]
@@ -257,7 +257,7 @@ def train_distributed(
     """
     import os
 
-    from miva.pipeline.stage import parse_overrides
+    from miva.pipeline.artifacts import parse_overrides
     from miva.storage import download_dir, is_remote
 
     run_id = os.environ.get("KFP_RUN_ID", "") if run_id is None else run_id

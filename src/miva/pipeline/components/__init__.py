@@ -1,4 +1,5 @@
-"""KFP v2 lightweight components, one module per stage; each body only calls `miva`.
+"""KFP v2 lightweight components, one module per stage; each body calls one `miva.stages`
+function and moves artifacts in and out.
 
 The images carry `miva` and `kfp` installed (images/), so components install nothing at
 run time (`install_kfp_package=False`, no `packages_to_install`). Every component takes
@@ -7,12 +8,12 @@ KFP run id and task name arrive as `$KFP_RUN_ID` / `$KFP_TASK_NAME` (set by the 
 passed as inputs, so they stay out of the cache keys) and tag each stage's MLflow run.
 """
 
-from components.configure import configure
-from components.evaluate import evaluate
-from components.grpo import grpo
-from components.register import register
-from components.sft import sft
-from components.synthesize import synthesize
-from components.validate import validate
+from miva.pipeline.components.configure import configure
+from miva.pipeline.components.evaluate import evaluate
+from miva.pipeline.components.grpo import grpo
+from miva.pipeline.components.register import register
+from miva.pipeline.components.sft import sft
+from miva.pipeline.components.synthesize import synthesize
+from miva.pipeline.components.validate import validate
 
 __all__ = ["configure", "evaluate", "grpo", "register", "sft", "synthesize", "validate"]

@@ -15,6 +15,7 @@ def stage_component(stage: str):
 
     The DAG replaces the image per run with the registry and tag pipeline parameters
     (`set_container_image`); the default here only matters when a component is used alone.
+    KFP ships only the function's source to the pod, so its imports sit in the body.
     """
     return dsl.component(
         base_image=stage_image(stage, _DEFAULTS.image_registry, _DEFAULTS.image_tag),

@@ -2,7 +2,7 @@
 
 from typing import NamedTuple
 
-from components._base import stage_component
+from miva.pipeline.components._base import stage_component
 
 
 @stage_component("configure")
@@ -19,9 +19,13 @@ def configure(preset: str, overrides: str, image_registry: str, image_tag: str) 
     """Fails here, before any work, when the preset or an override does not validate."""
     from collections import namedtuple
 
-    from miva.pipeline.stage import plan
+    from miva.pipeline import artifacts
 
-    p = plan(preset, overrides, image_registry, image_tag)
+    with artifacts.stage_task("configure", preset, overrides) as task:
+        p = artifacts.plan(preset, overrides, image_registry, image_tag)
+        task.done(
+            f"sft {'on' if p.sft_enabled else 'off'}, {p.num_nodes} node(s), config {p.config_hash}"
+        )
     Plan = namedtuple(
         "Plan", ["sft_enabled", "num_nodes", "base_image", "gpu_image", "config_hash"]
     )
