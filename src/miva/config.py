@@ -419,8 +419,9 @@ class RewardConfig(Section):
         default_factory=lambda: {"accuracy": 0.8, "format": 0.2, "tool_gain": 1.2},
         description="Reward component -> weight; the total is the weighted sum. Default "
         "0.8 accuracy + 0.2 format + 1.2 tool gain, as in DeepEyes, which IMAgent builds on. "
-        "Components: accuracy, format, tool_gain, image, object (MIRG-RL's dual grounding "
-        "reward), length, turns.",
+        "Components: accuracy, format, tool_gain, grounding_image and grounding_object "
+        "(MIRG-RL's dual reward), length and turns (added at weight 1 when their penalty "
+        "is set).",
     )
     iou_threshold: float | None = Field(
         None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 import warnings
 from collections.abc import Callable
@@ -49,8 +50,10 @@ def run_local(
     preset: str,
     overrides: list[str],
     pipeline_root: str | Path | None = None,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] | None = None,
 ) -> RunSummary:
+    """Run the DAG; `echo` gets the console lines (default: this process's stdout, which
+    kfp.local's own output never reaches)."""
     from kfp import local
 
     from miva.pipeline.dag import build_pipeline
@@ -66,7 +69,8 @@ def run_local(
     # inherits this one (and the task name from the task's environment).
     run_id = f"local-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     logs = root / f".logs-{run_id}"
-    echo(f"MIVA local run {run_id} (kfp.local, preset {preset}); stage logs follow the run")
+    echo = echo or _console(sys.stdout)
+    echo(f"MIVA local run {run_id} (kfp.local, preset {preset}): one line per stage start and end")
     log = RunLog(logs, echo)
     saved = {k: os.environ.get(k) for k in (ERRORS_ENV, "KFP_RUN_ID")}
     os.environ[ERRORS_ENV] = str(errors)
@@ -109,6 +113,16 @@ def run_local(
     summary.run_id = run_id
     summary.logs = logs
     return summary
+
+
+def _console(stream) -> Callable[[str], None]:
+    """Write straight to `stream`: print() would go where kfp.local redirects it."""
+
+    def echo(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+
+    return echo
 
 
 def _keep_logs(logs: Path, run_dir: Path | None) -> Path:

@@ -1,4 +1,4 @@
-"""Multi-agent synthesis of fine-grained multi-image QA (`miva synth`).
+"""Multi-agent synthesis of fine-grained multi-image QA (`miva synthesize`).
 
 The agents, one module each: `scene` (scene designer), `render` (Pillow drawing),
 `questions` (question writer), `solver` (answers and evidence from the scene graph),
