@@ -73,7 +73,9 @@ def main() -> None:
         "--detail", default="coarse", choices=["fine", "coarse"], help="synthesize.detail"
     )
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--mc-fraction", type=float, default=0.0, help="synthesize.multiple_choice_fraction")
+    ap.add_argument(
+        "--mc-fraction", type=float, default=0.0, help="synthesize.multiple_choice_fraction"
+    )
     ap.add_argument(
         "--sft-control",
         action="store_true",
