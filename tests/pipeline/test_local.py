@@ -79,7 +79,7 @@ def test_local_run_end_to_end_smoke(tmp_path, monkeypatch, capsys):
     assert summary.logs == summary.run_dir / "logs"
     tasks = {p.stem for p in summary.logs.glob("*.log")}
     assert {"executor", "configure", "synthesize", "validate", "sft", "grpo"} <= tasks
-    assert '"executor_input"' in (summary.logs / "executor.log").read_text()
+    assert "Got executor_input" in (summary.logs / "synthesize.log").read_text()
 
 
 def test_stage_failure_stops_the_run_with_its_message(tmp_path, monkeypatch):
