@@ -165,3 +165,67 @@ def test_command_flags_are_shorthands_that_write_config_keys():
         False,
         ["test", "val"],
     )
+
+
+def test_errors_are_one_line_naming_the_key_and_where_the_value_came_from(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny-cpu", ["agent.python.cpu_seconds=-1"])
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith("invalid config: agent.python.cpu_seconds = -1 (from --set ")
+    # a cross-field rule names the override that broke it
+    with pytest.raises(ConfigError, match=r"\(from --set grpo.group_size=3\)"):
+        load_config("tiny-cpu", ["grpo.group_size=3"])
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("seed: 1\nsynthesize:\n  n: -5\n  bogus: 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(preset)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert f"synthesize.n = -5 (from {preset}:3)" in msg
+    assert f"synthesize.bogus = 1 (from {preset}:4)" in msg
+
+
+def test_errors_under_a_renamed_key_name_the_new_key_and_the_old_line(tmp_path):
+    preset = tmp_path / "old.yaml"
+    preset.write_text("seed: 1\ndata:\n  n: -5\n")
+    with pytest.warns(FutureWarning), pytest.raises(ConfigError) as err:
+        load_config(preset)
+    assert f"synthesize.n = -5 (from {preset}:3)" in str(err.value)
+    with pytest.warns(FutureWarning), pytest.raises(ConfigError) as err:
+        load_config("tiny-cpu", ["train.group_size=3"])
+    assert "(from --set train.group_size=3)" in str(err.value)
+
+
+def test_invalid_yaml_is_one_line_with_its_position(tmp_path):
+    preset = tmp_path / "broken.yaml"
+    preset.write_text("data:\n  n: [1\nseed: 1\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: invalid YAML: line 3, column 5: ") as err:
+        load_config(preset)
+    assert "\n" not in str(err.value)
+
+
+def test_the_python_tool_section_was_agent_sandbox(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("agent:\n  sandbox:\n    memory_mb: 512\n")
+    with pytest.warns(FutureWarning, match=r"use agent\.python\."):
+        cfg = load_config(old, ["agent.sandbox.wall_seconds=3"])
+    assert (cfg.agent.python.memory_mb, cfg.agent.python.wall_seconds) == (512, 3.0)
+
+
+def test_section_rules_of_the_sandbox_and_the_judge_are_in_checks():
+    from miva.config import CHECKS, PythonToolConfig, RewardConfig
+
+    assert set(CHECKS) >= {PythonToolConfig, RewardConfig}
+    with pytest.raises(ValueError, match="agent.python.service_url is not set"):
+        PythonToolConfig(backend="service")
+    with pytest.raises(ValueError, match="lacks the placeholder"):
+        RewardConfig(weights={"judge": 1.0}, judge={"prompt": "no slots"})
+    assert RewardConfig(judge={"prompt": "no slots"}).judge.prompt == "no slots"  # judge off
+
+
+def test_rollout_correction_reads_a_bare_off_and_resolves_per_rollout_engine():
+    cfg = load_config("tiny-cpu", ["grpo.rollout_correction.mode=off"])
+    assert cfg.grpo.rollout_correction.mode == "off"
+    auto = load_config().grpo.rollout_correction
+    assert (auto.resolved("hf"), auto.resolved("vllm")) == ("off", "token-tis")

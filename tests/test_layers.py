@@ -2,7 +2,7 @@
 
 Layers, bottom to top (a module may import its own layer and the ones below):
 foundation (errors, config, storage, scoring primitives, metric names) -> data ->
-validate -> agent -> rl -> eval -> registry -> stages -> pipeline -> cli.
+validate -> agent -> rl -> eval -> registry -> serve -> stages -> pipeline -> cli.
 
 Every import counts, also the ones inside functions (they run too); imports under
 `if TYPE_CHECKING:` do not.
@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("miva.rl",),
     ("miva.eval",),
     ("miva.registry",),
+    ("miva.serve",),
     ("miva.stages",),
     ("miva.pipeline",),
     ("miva.cli",),

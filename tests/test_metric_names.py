@@ -22,10 +22,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "miva"
 # entry -> (why a tiny run does not log it, a source fragment that names it)
 NOT_REACHED = {
     "rollout/tool_calls/<tool>": ("the random tiny policy calls no tool", 'f"rollout/tool_calls/'),
-    "eval/<set>/<task>/<category>/accuracy": (
-        "HR-Bench only (its native TSV)",
-        'f"{task}/{category}/accuracy"',
-    ),
     "eval/<set>/<task>/f1": ("text answers (MAT)", 'for key in ("f1", "em")'),
     "eval/<set>/<task>/em": ("text answers (MAT)", 'for key in ("f1", "em")'),
     "eval/<set>/overall/macro_accuracy": (
@@ -54,7 +50,12 @@ TINY = [
     "grpo.group_size=2",
     "grpo.micro_batch_size=4",
     "grpo.beta=0.05",  # logs train/kl
-    "reward.weights={accuracy: 1.0, even_tokens: 1.0}",
+    "reward.weights={accuracy: 1.0, even_tokens: 1.0, judge: 0.5}",  # logs train/judge/*
+    # the real judge client against a port nothing listens on: every judgement falls back
+    "reward.judge.url=http://127.0.0.1:9/v1",
+    "reward.judge.retries=0",
+    "reward.judge.cache_dir=null",
+    "grpo.rollout_correction.mode=token-tis",  # logs train/tis_*
     # truncated answers of the random policy still train, so the step updates
     "grpo.status_policy={ok: train, truncated: train, malformed: penalize, tool_error: mask, "
     "max_turns: mask, image_budget: mask}",

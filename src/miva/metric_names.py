@@ -84,6 +84,29 @@ GLOSSARY: tuple[Metric, ...] = (
         "grpo",
         "Mean entropy of the policy's next-token distribution on sampled tokens.",
     ),
+    # ------------------------------------------------------------------ grpo: rollout vs trainer
+    Metric(
+        "train/logp_mismatch_mean",
+        "grpo",
+        "Mean |logp_trainer - logp_rollout| over sampled tokens: how far the rollout engine's "
+        "log-probs are from the trainer's (every step, whatever grpo.rollout_correction).",
+    ),
+    Metric(
+        "train/logp_mismatch_max",
+        "grpo",
+        "Largest |logp_trainer - logp_rollout| of any sampled token of the step, over all ranks.",
+    ),
+    Metric(
+        "train/tis_weight_mean",
+        "grpo",
+        "Mean truncated importance weight min(exp(logp_old - logp_rollout), cap) over sampled "
+        "tokens (grpo.rollout_correction token-tis only).",
+    ),
+    Metric(
+        "train/tis_clip_frac",
+        "grpo",
+        "Share of sampled tokens whose importance weight was cut at grpo.rollout_correction.cap.",
+    ),
     # ------------------------------------------------------------------ grpo: rewards and masks
     Metric(
         "train/reward_mean",
@@ -99,6 +122,26 @@ GLOSSARY: tuple[Metric, ...] = (
         "train/reward/<component>",
         "grpo",
         "Mean unweighted value of one reward component (reward.weights).",
+    ),
+    Metric(
+        "train/judge/items",
+        "grpo",
+        "Text answers the LLM judge was asked to score in the step (rank 0's under torchrun).",
+    ),
+    Metric(
+        "train/judge/requests",
+        "grpo",
+        "Requests sent to the judge server in the step, retries included (cached ones cost none).",
+    ),
+    Metric(
+        "train/judge/cache_hit_rate",
+        "grpo",
+        "Share of the step's judgements read from the disk cache (reward.judge.cache_dir).",
+    ),
+    Metric(
+        "train/judge/fallback_rate",
+        "grpo",
+        "Share of judged answers without a usable judgement, scored by the rule instead.",
     ),
     Metric(
         "train/accuracy",
@@ -165,7 +208,8 @@ GLOSSARY: tuple[Metric, ...] = (
     Metric(
         "eval/<set>/<task>/accuracy",
         _EVAL,
-        "Mean item score: exact for choice/number/image, IoU >= 0.5 for boxes, EM for text (the headline).",
+        "Mean item score: exact for choice/number/image, IoU >= 0.5 for boxes, EM for text (the "
+        "headline); HR-Bench adds <file>_single and <file>_cross tasks, cycle-averaged.",
     ),
     Metric(
         "eval/<set>/<task>/mean_iou",
@@ -194,11 +238,6 @@ GLOSSARY: tuple[Metric, ...] = (
         "eval/<set>/<task>/ap50",
         _EVAL,
         "MC-Bench instance AP at IoU 0.5 (COCO 101-point interpolation).",
-    ),
-    Metric(
-        "eval/<set>/<task>/<category>/accuracy",
-        _EVAL,
-        "HR-Bench accuracy of one category (single- or cross-instance), averaged over cycles.",
     ),
     Metric(
         "eval/<set>/<task>/pass@<k>",

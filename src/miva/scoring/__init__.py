@@ -33,6 +33,7 @@ from miva.scoring.boxes import (
     match_detections,
 )
 from miva.scoring.parse import (
+    image_number,
     parse_box,
     parse_image_box,
     parse_image_index,
@@ -53,6 +54,7 @@ __all__ = [
     "exact_match",
     "gold_choice_index",
     "image_bbox_rewards",
+    "image_number",
     "is_correct",
     "macro_mean",
     "match_detections",

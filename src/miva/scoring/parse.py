@@ -11,6 +11,7 @@ import math
 import re
 
 MAX_PREDICTION_CHARS = 2000  # longer predictions are cut before parsing (no regex blow-ups)
+MAX_IMAGE_DIGITS = 6  # a longer "image number" is no answer
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.S)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -54,15 +55,34 @@ def parse_number(text: str) -> float | None:
 
 
 def parse_image_index(text: str) -> int | None:
-    """A 1-based image number written as ``2``, ``image 2`` or ``Image 2:``.
+    """A 1-based image number written as ``2``, ``image 2`` or ``Image 2:``; a number of more
+    than `MAX_IMAGE_DIGITS` digits is no image number (a wrong answer, not a huge int).
 
     >>> parse_image_index("Image 3")
     3
     >>> parse_image_index("the second") is None
     True
+    >>> parse_image_index("image 1234567") is None
+    True
     """
-    match = re.search(r"\d{1,6}", text[:MAX_PREDICTION_CHARS])
-    return int(match.group()) if match else None
+    match = re.search(r"\d+", text[:MAX_PREDICTION_CHARS])
+    return image_number(match.group()) if match else None
+
+
+def image_number(value: str | float) -> int | None:
+    """A number as written (digits, a number token such as ``3.0`` / ``1e999``, or a parsed
+    float) as an image number; None when it is not finite or longer than
+    `MAX_IMAGE_DIGITS` digits, so a 5,000-digit or infinite "number" is a wrong answer.
+
+    >>> image_number("2"), image_number("2.0"), image_number(2.0)
+    (2, 2, 2)
+    >>> image_number("1e999"), image_number("9" * 400), image_number(float("inf"))
+    (None, None, None)
+    """
+    if isinstance(value, str) and value.isdecimal():
+        return int(value) if len(value) <= MAX_IMAGE_DIGITS else None
+    number = float(value)
+    return int(number) if math.isfinite(number) and abs(number) < 10**MAX_IMAGE_DIGITS else None
 
 
 def parse_box(text: str) -> tuple[float, float, float, float] | None:
@@ -99,6 +119,6 @@ def parse_image_box(text: str) -> tuple[int | None, tuple[float, float, float, f
         # no bracket: "2 10 20 30 40"
         nums = NUMBER.findall(text)
         if len(nums) >= 5:
-            image = parse_image_index(nums[0])
+            image = image_number(nums[0])
             box = parse_box(" ".join(nums[1:5]))
     return image, box

@@ -1,6 +1,7 @@
 """The evaluate stage: the agent on dataset splits and benchmarks, scored, compared with a
 baseline model on the same items; metrics.json, predictions.parquet, summary.json and
-report.html."""
+report.html; with tracking on, `evaluate.trace_samples` trajectories per set as MLflow
+traces."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from miva import storage
 from miva.config import MivaConfig
 from miva.stages.result import StageResult
-from miva.stages.tracking import log_metrics, stage_run
+from miva.stages.tracking import log_metrics, stage_run, tracked
 
 # Headline metrics per set, in the order a person looks for them.
 HEADLINE = ("accuracy", "acc_iou50", "ap50", "f1", "em", "invalid_rate")
@@ -51,13 +52,17 @@ def evaluate(
         with storage.local_dir(out, prefix="miva-eval-") as folder:
             paths = write_outputs(result, folder, config=cfg.to_dict())
             log_metrics(metrics)
-            if cfg.registry.track_runs:
+            if tracked(cfg):
                 import mlflow
 
                 from miva.registry.tracking import log_report
 
                 mlflow.set_tags({f"miva.{k}": v for k, v in result.digests.items()})
                 log_report(paths["report"])
+                if cfg.evaluate.trace_samples:
+                    from miva.eval.traces import log_eval_traces
+
+                    log_eval_traces(result, cfg.evaluate.trace_samples)
     headline = {
         name: value
         for name, value in metrics.items()

@@ -7,7 +7,7 @@ from pathlib import Path
 from miva.config import MivaConfig
 from miva.data.io import DatasetInfo
 from miva.stages.result import StageResult
-from miva.stages.tracking import stage_run
+from miva.stages.tracking import stage_run, tracked
 
 
 def synthesize(
@@ -21,7 +21,7 @@ def synthesize(
     out = str(out or cfg.synthesize.output)
     with stage_run(cfg, "synthesize"):
         info = run_synth(cfg.synthesize, out, progress=progress)
-        if cfg.registry.track_runs:
+        if tracked(cfg):
             from miva.registry.tracking import log_dataset
 
             log_dataset(out, context="generated")

@@ -1,5 +1,5 @@
-"""How a stage records itself: one MLflow stage run (when `registry.track_runs` is on)
-with its dataset inputs, and its metrics logged once it succeeded."""
+"""How a stage records itself: one MLflow stage run (when `registry.track_runs` is on; under
+torchrun on rank 0 only) with its dataset inputs, and its metrics logged once it succeeded."""
 
 from __future__ import annotations
 
@@ -13,13 +13,22 @@ from miva.config import MivaConfig
 from miva.errors import MivaError
 
 
+def tracked(cfg: MivaConfig) -> bool:
+    """Whether this process records the stage in MLflow: `registry.track_runs` is on and,
+    under torchrun, this is rank 0 (the other ranks never talk to MLflow)."""
+    from miva.rl.distributed import world_from_env
+
+    return cfg.registry.track_runs and world_from_env().is_main
+
+
 @contextmanager
 def stage_run(
     cfg: MivaConfig, stage: str, inputs: list[tuple[str | Path, str]] = ()
 ) -> Iterator[None]:
-    """The stage's MLflow run around the block; `inputs` are (dataset, context) pairs logged
-    as run inputs (a dataset without dataset.json is reported, not fatal)."""
-    if not cfg.registry.track_runs:
+    """The stage's MLflow run around the block (when `tracked`); `inputs` are (dataset,
+    context) pairs logged as run inputs (a dataset without dataset.json is reported, not
+    fatal)."""
+    if not tracked(cfg):
         yield
         return
     from miva.registry import tracking

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from miva import storage
 from miva.config import SynthesizeConfig
 from miva.data.coco import synthesize_coco
 from miva.data.io import DatasetInfo, write_dataset
@@ -18,7 +19,11 @@ from miva.data.synth.generate import generator_info, synthesize
 def run_synth(
     cfg: SynthesizeConfig, out: str | Path | None = None, progress: bool = True
 ) -> DatasetInfo:
-    """Synthesize (from scenes or from COCO) and write the dataset folder; returns its info."""
+    """Synthesize (from scenes or from COCO) and write the dataset folder; returns its info.
+
+    The destination is checked first (`storage.check_writable`): a wrong bucket or missing
+    credentials fail in seconds, not after the whole dataset was generated."""
+    storage.check_writable(out or cfg.output)
     if cfg.coco_path:
         result = synthesize_coco(cfg, progress=progress)
     else:
