@@ -1,5 +1,5 @@
 """The register stage: a new model version in the registry, the promotion decision and
-its reasons."""
+its reasons (and, with `registry.deploy.on_promotion`, the new champion's manifest)."""
 
 from __future__ import annotations
 
@@ -41,5 +41,6 @@ def register(
         f"{reg.name} v{reg.version}",
         reg,
         summary=reg.headline,
-        details=reg.summary.splitlines(),
+        details=reg.summary.splitlines()
+        + ([f"the new champion's InferenceService: {reg.deployed}"] if reg.deployed else []),
     )
