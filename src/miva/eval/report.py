@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from miva.eval.runner import EvalResult, ItemRecord
+from miva.eval.results import EvalResult, ItemRecord
 
 GALLERY_PER_KIND = 4
 THUMB = 160
@@ -162,7 +162,7 @@ def accuracy_by_turns(records: list[ItemRecord], title: str) -> str | None:
 
 def _boxes(sample, prediction: str | None) -> tuple[dict[int, list], dict[int, list]]:
     """Gold boxes (evidence) and predicted boxes per 1-based image, dataset pixels."""
-    from miva.rl.rewards.accuracy import parse_box, parse_image_box
+    from miva.scoring import parse_box, parse_image_box
 
     gold: dict[int, list] = defaultdict(list)
     for e in sample.evidence:
