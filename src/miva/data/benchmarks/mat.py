@@ -27,6 +27,7 @@ Chinese (CJK) text is tokenised per character (`cjk_spaced`).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,9 @@ class _Mat(Benchmark):
             limit,
         )
 
+    @abstractmethod
     def image_key(self, entry: dict) -> str:
-        raise NotImplementedError
+        """The field of an entry that names its image file."""
 
     def _sample(self, entry: Any, index: int, image_root: Path) -> Sample:
         require(entry, ["id", "question", self.answer_key])
