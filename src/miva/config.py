@@ -462,6 +462,28 @@ class EvalConfig(Section):
     )
     baseline: str | None = Field(None, description="Model to compare against on the same items.")
     output: str = Field(".miva/eval")
+    attention_diagnostics: bool = Field(
+        False,
+        description=(
+            "After sampling, run one extra forward pass with eager attention over the finished "
+            "trajectories and measure, for every generated token, the share of attention mass "
+            "on image tokens (averaged over heads; per layer and averaged over layers), split "
+            "into tokens before the first tool call and after each tool result that brought "
+            "new images. Logged as eval/<set>/attention/image_share/... and plotted in the "
+            "report. Sampling is unchanged. Default off: the pass costs about one forward per "
+            "trajectory with a full attention matrix per layer (O(length^2) memory for one "
+            "layer at a time). Turn on to check IMAgent's observation (Wang et al., 2025) that "
+            "attention to the image fades as reasoning grows and that look-again tools restore it."
+        ),
+    )
+    attention_max_items: int | None = Field(
+        64,
+        ge=1,
+        description=(
+            "Items per set (first trajectory each) analysed by attention_diagnostics; None for "
+            "all. 64 gives a stable mean at modest cost; raise it for per-task breakdowns."
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- registry

@@ -80,6 +80,7 @@ class ModelRun:
     records: list[ItemRecord]
     trajectories: dict[tuple[str, str], Trajectory]  # (set, sample id) -> first trajectory
     samples: dict[tuple[str, str], Sample]
+    attention: dict[str, dict] = field(default_factory=dict)  # set -> curve (eval/attention.py)
 
 
 @dataclass
@@ -352,6 +353,11 @@ def run_eval(
     base = None
     if baseline:
         base = evaluate(sets, generate_factory(baseline, cfg, ecfg.greedy), baseline, n)
+    if ecfg.attention_diagnostics:
+        from miva.eval.attention import diagnose_run
+
+        for run in filter(None, (main, base)):
+            diagnose_run(run, sets, cfg)
     result = combine(main, base, sets)
     paths = write_outputs(result, out, config=cfg.to_dict())
     log_to_mlflow(result, paths["report"])
