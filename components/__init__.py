@@ -12,7 +12,19 @@ from components.evaluate import evaluate
 from components.grpo import grpo
 from components.register import register
 from components.sft import sft
+from components.sweep import sweep_plan, sweep_select, sweep_trial
 from components.synthesize import synthesize
 from components.validate import validate
 
-__all__ = ["configure", "evaluate", "grpo", "register", "sft", "synthesize", "validate"]
+__all__ = [
+    "configure",
+    "evaluate",
+    "grpo",
+    "register",
+    "sft",
+    "sweep_plan",
+    "sweep_select",
+    "sweep_trial",
+    "synthesize",
+    "validate",
+]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from miva import __version__
 from miva.config import DEFAULT_PRESET, MivaConfig, describe, load_config
-from miva.errors import MivaError
+from miva.errors import ConfigError, MivaError
 
 Handler = Callable[[argparse.Namespace, MivaConfig], int | None]
 
@@ -421,7 +421,17 @@ def _run_registry(args: argparse.Namespace, cfg: MivaConfig) -> int:
 
 
 def _add_pipeline(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["local", "compile", "run"])
+    p.add_argument(
+        "action",
+        choices=["local", "compile", "run", "sweep"],
+        help="local: the DAG through kfp.local; compile / run: YAML / submit to Kubeflow; "
+        "sweep: the sweep DAG of --sweep through kfp.local",
+    )
+    p.add_argument(
+        "--sweep",
+        help="sweep file (YAML, see miva.pipeline.sweep): `sweep` runs it locally; with "
+        "compile / run the sweep DAG is compiled / submitted instead of the main DAG",
+    )
     p.add_argument(
         "--output", default="pipeline.yaml", help="compiled pipeline YAML (compile, run)"
     )
@@ -440,15 +450,29 @@ def _add_pipeline(p: argparse.ArgumentParser) -> None:
 def _run_pipeline(args: argparse.Namespace, cfg: MivaConfig) -> int:
     # The config (preset + overrides) was validated by load_config before this runs, so a
     # bad key fails here, naming the key, before anything is compiled or submitted.
-    if args.action == "local":
-        from miva.pipeline.local import run_local
+    sweep = None
+    if args.sweep:
+        from miva.pipeline.sweep import load_spec
 
-        summary = run_local(cfg, args.config, args.overrides, pipeline_root=args.pipeline_root)
+        sweep = load_spec(args.sweep)
+    elif args.action == "sweep":
+        raise ConfigError("`miva pipeline sweep` needs --sweep FILE (a sweep YAML)")
+    if args.action in ("local", "sweep"):
+        if sweep is not None:
+            from miva.pipeline.sweep_run import run_sweep_local
+
+            summary = run_sweep_local(
+                cfg, args.config, args.overrides, sweep, pipeline_root=args.pipeline_root
+            )
+        else:
+            from miva.pipeline.local import run_local
+
+            summary = run_local(cfg, args.config, args.overrides, pipeline_root=args.pipeline_root)
         print(summary.render())
         return 0
     from miva.pipeline.submit import compile_pipeline
 
-    package = compile_pipeline(cfg, args.config, args.overrides, args.output)
+    package = compile_pipeline(cfg, args.config, args.overrides, args.output, sweep=sweep)
     print(f"compiled {package}")
     if args.action == "compile":
         return 0

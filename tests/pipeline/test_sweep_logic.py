@@ -131,3 +131,15 @@ def test_summary_table_lists_settings_metric_time_and_winner():
     assert table[0].startswith("| trial | train.lr") and "seconds" in table[0]
     assert "3e-05" in table[3] and "0.625" in table[3] and "**winner**" in table[3]
     assert "**winner**" not in table[2]
+
+
+def test_shipped_sweep_files_resolve_for_the_tiny_preset():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parents[2] / "configs" / "sweeps").glob("*.yaml"))
+    assert files
+    for path in files:
+        spec = load_spec(path)
+        trials = expand(spec)
+        assert len(trials) == (spec.trials or spec.grid_size)
+        check_trials("tiny-cpu", [], trials)

@@ -12,8 +12,7 @@ from miva.errors import MivaError
 REPO_ROOT = Path(os.environ.get("MIVA_REPO_ROOT", Path(__file__).resolve().parents[3]))
 
 
-def build(cfg: MivaConfig, preset: str, overrides: list[str]):
-    """`pipelines.dag.build_pipeline(cfg, preset, overrides)`, importing it from the checkout."""
+def _checkout() -> None:
     if not (REPO_ROOT / "pipelines" / "dag.py").exists():
         raise MivaError(
             f"{REPO_ROOT}/pipelines/dag.py not found: `miva pipeline` runs from a source checkout "
@@ -21,6 +20,19 @@ def build(cfg: MivaConfig, preset: str, overrides: list[str]):
         )
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
+
+
+def build(cfg: MivaConfig, preset: str, overrides: list[str]):
+    """`pipelines.dag.build_pipeline(cfg, preset, overrides)`, importing it from the checkout."""
+    _checkout()
     from pipelines.dag import build_pipeline
 
     return build_pipeline(cfg, preset, overrides)
+
+
+def build_sweep(cfg: MivaConfig, preset: str, overrides: list[str], spec):
+    """`pipelines.sweep.build_sweep_pipeline(...)`: the sweep DAG (miva.pipeline.sweep)."""
+    _checkout()
+    from pipelines.sweep import build_sweep_pipeline
+
+    return build_sweep_pipeline(cfg, preset, overrides, spec)

@@ -37,8 +37,13 @@ def _mlflow_db(cfg: MivaConfig) -> Path | None:
 
 
 def run_local(
-    cfg: MivaConfig, preset: str, overrides: list[str], pipeline_root: str | Path | None = None
+    cfg: MivaConfig,
+    preset: str,
+    overrides: list[str],
+    pipeline_root: str | Path | None = None,
+    pipeline=None,
 ) -> RunSummary:
+    """Run `pipeline` (default: the main DAG built from `cfg`) through kfp.local."""
     from kfp import local
 
     from miva.pipeline.dag import build
@@ -50,7 +55,7 @@ def run_local(
     for old in errors.glob("*.error"):
         old.unlink()
     before = _run_dirs(root)
-    pipeline = build(cfg, preset, overrides)
+    pipeline = pipeline or build(cfg, preset, overrides)
     local.init(
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True
     )

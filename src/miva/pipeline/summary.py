@@ -26,6 +26,7 @@ class RunSummary:
     eval_metrics: dict[str, Any] = field(default_factory=dict)
     decision: str = ""
     mlflow_ui: str = ""
+    sweep_table: str = ""  # a sweep run: the trials (miva.pipeline.sweep.format_table)
 
     def eval_rows(self) -> list[tuple[str, float, float | None, float | None]]:
         return eval_table(self.eval_metrics)
@@ -54,6 +55,8 @@ class RunSummary:
             )
         lines.append(f"sft         {'ran' if self.sft_ran else 'skipped (sft.enabled=false)'}")
         lines.append(f"training    curve: {self.curve or 'none written'}")
+        if self.sweep_table:
+            lines += ["", "sweep trials (validation split):", "", self.sweep_table, ""]
         rows = self.eval_rows()
         if rows:
             lines += ["", "| metric | trained | start | delta |", "|---|---:|---:|---:|"]
