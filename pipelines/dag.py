@@ -15,7 +15,7 @@ kfp.local (which cannot resolve `dsl.OneOf` artifacts) runs the same DAG as a cl
 from kfp import dsl, kubernetes
 
 from components import configure, evaluate, grpo, register, sft, synthesize, validate
-from miva.config import MivaConfig
+from miva.config import KUEUE_QUEUE_LABEL, MivaConfig
 from miva.pipeline.images import image_ref
 from miva.pipeline.secrets import secret_env
 from miva.pipeline.stage import encode_overrides
@@ -29,8 +29,9 @@ RUN_ID_FIELD = "metadata.labels['pipeline/runid']"
 def place(
     task: dsl.PipelineTask, p, name: str, image, *, gpu: bool = False, network: bool = False
 ) -> dsl.PipelineTask:
-    """Name, KFP ids, image, secrets and (GPU stages) scheduling from `p` (cfg.pipeline);
-    the main DAG and the sweep DAG place every task with it.
+    """Name, KFP ids, image, secrets and (GPU stages) scheduling from `p` (cfg.pipeline),
+    including the Kueue queue label when `p.kueue_queue` is set; the main DAG and the
+    sweep DAG place every task with it.
 
     kfp.local keeps the name and `$KFP_TASK_NAME` and ignores the rest.
     """
@@ -57,6 +58,8 @@ def place(
             medium="Memory",
             size_limit=p.shm_size,
         )
+        if p.kueue_queue:
+            kubernetes.add_pod_label(task, label_key=KUEUE_QUEUE_LABEL, label_value=p.kueue_queue)
     return task
 
 

@@ -531,6 +531,10 @@ class StorageConfig(Section):
     multipart_threshold_mb: int = Field(64, ge=5)
 
 
+# The label Kueue reads on a pod or job to put it in a LocalQueue (pipeline.kueue_queue).
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
 class PipelineConfig(Section):
     """The Kubeflow Pipelines DAG: images, GPU scheduling, secrets, submission, multi-node GRPO."""
 
@@ -556,6 +560,18 @@ class PipelineConfig(Section):
     )
     num_nodes: int = Field(
         1, ge=1, description="More than 1 submits a Kubeflow Trainer TrainJob for GRPO."
+    )
+    kueue_queue: str | None = Field(
+        None,
+        description=(
+            "Kueue LocalQueue (in pipeline.namespace) that GPU work queues in: every GPU "
+            "pipeline pod (sft, grpo, evaluate, sweep trials) and the multi-node GRPO TrainJob "
+            "carry the label kueue.x-k8s.io/queue-name=<this> and wait until the ClusterQueue's "
+            "quota admits them. Default None: no label, pods go straight to the scheduler. "
+            "infra/k8s/components/kueue installs the queue `miva-gpu` (docs/queues-and-sweeps.md)."
+        ),
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
     )
     trainer_runtime: str = Field(
         "miva-torch-distributed",
