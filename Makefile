@@ -20,12 +20,15 @@ PIPELINE_YAML ?= pipeline.yaml
 SWEEP ?= configs/sweeps/grpo-lr.yaml
 WAIT ?=
 IMAGE_SETS = $(if $(IMAGE_TAG),--set pipeline.image_registry=$(IMAGE_REGISTRY) --set pipeline.image_tag=$(IMAGE_TAG))
+# GPU check: wheels built here (make gpu-wheels), installed on the GPU machine (make gpu-check)
+GPU_WHEELS ?= build/gpu-wheels
+GPU_CHECK_OUT ?= gpu-check.json
 
 .DEFAULT_GOAL := help
 
 .PHONY: help setup system-deps run synth validate test test-slow lint format bench \
         scan-tools infra-validate infra-plan infra-apply infra-destroy \
-        pipeline-compile pipeline-run pipeline-sweep images clean
+        pipeline-compile pipeline-run pipeline-sweep images clean gpu-wheels gpu-check
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -70,6 +73,17 @@ format: setup ## apply ruff fixes and formatting
 
 bench: setup ## run the CPU benchmarks; tables go to stdout and bench/RESULTS.md by hand
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+gpu-wheels: setup ## build into GPU_WHEELS the wheels gpu-check needs beside torch+transformers (MIVA, DeepSpeed, peft, deps; < 64 MiB)
+	$(PY) bench/gpu_wheels.py --out $(GPU_WHEELS)
+
+gpu-check: ## on a GPU machine (python3 with torch+transformers, no network): install GPU_WHEELS into a temp dir, run bench/gpu_check.py (< 8 min) -> GPU_CHECK_OUT
+	@set -euo pipefail; \
+	ls $(GPU_WHEELS)/*.whl >/dev/null 2>&1 || { echo "no wheels in $(GPU_WHEELS): run make gpu-wheels on a machine with network first"; exit 1; }; \
+	site=$$(mktemp -d /tmp/miva-gpu-site.XXXXXX); \
+	$(PYTHON) -m pip install -q --no-deps --no-index --target $$site $(GPU_WHEELS)/*.whl; \
+	PYTHONPATH=$$site MIVA_CONFIG_DIR=$(CURDIR)/configs PATH=$$site/bin:$$PATH \
+	  $(PYTHON) bench/gpu_check.py --out $(GPU_CHECK_OUT) $(ARGS)
 
 infra-validate: $(TOOLS_VENV)/.installed ## terraform fmt/validate/test offline, kustomize checks, hadolint and checkov with infra/checkov-skips.yaml (TF_PLUGIN_DIR=$(TF_PLUGIN_DIR))
 	TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) SCAN_PYTHON=$(TOOLS_VENV)/bin/python HADOLINT=$(TOOLS_VENV)/bin/hadolint \

@@ -216,8 +216,10 @@ def _tracked(args: argparse.Namespace, cfg: MivaConfig, stage: str, dataset: str
     """The registry's MLflow stage run (metrics, curves, dataset lineage), or nothing."""
     import contextlib
 
-    if getattr(args, "no_tracking", False):
-        return contextlib.nullcontext()
+    from miva.rl.distributed import world_from_env
+
+    if getattr(args, "no_tracking", False) or not world_from_env().is_main:
+        return contextlib.nullcontext()  # under torchrun only rank 0 talks to MLflow
 
     @contextlib.contextmanager
     def run():

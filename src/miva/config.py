@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from miva.errors import ConfigError
 
@@ -370,6 +377,40 @@ class SFTConfig(Section):
 StatusPolicy = Literal["train", "mask", "penalize"]
 
 
+class RolloutCorrectionConfig(Section):
+    """Truncated importance sampling for the rollout-engine / trainer mismatch."""
+
+    mode: Literal["auto", "off", "token-tis"] = Field(
+        "auto",
+        description="`token-tis` weights each sampled token's policy-gradient term by "
+        "min(exp(logp_trainer_old - logp_rollout), cap): the samples came from the rollout "
+        "engine's distribution, which differs slightly from the trainer's (kernels, precision, "
+        "batch shapes). `off` uses no weights. `auto` (default) = token-tis when "
+        "agent.engine=vllm, off for hf (whose log-probs match the trainer's). Yao et al. 2025, "
+        "'Your efficient RL framework secretly brings you off-policy RL training'; verl "
+        "rollout_correction. The mismatch itself (train/logp_mismatch_mean/max) is logged "
+        "every step whatever the mode.",
+    )
+    cap: float = Field(
+        2.0,
+        gt=0,
+        description="C, the truncation of the importance weights (default 2; verl and TRL "
+        "use 2 to 5). Smaller = lower variance, more bias; the share of clipped weights is "
+        "train/tis_clip_frac.",
+    )
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
+    def resolved(self, rollout_engine: str) -> str:
+        """The mode in force for a rollout engine: `auto` becomes token-tis for vllm, off for hf."""
+        if self.mode != "auto":
+            return self.mode
+        return "token-tis" if rollout_engine == "vllm" else "off"
+
+
 class TrainConfig(Section):
     """GRPO with multi-turn tool use and the two-level mask (see rl/grpo.py)."""
 
@@ -423,9 +464,30 @@ class TrainConfig(Section):
         None,
         description="Constant length of seq-mean-token-sum-norm (Dr.GRPO); None = agent.max_new_tokens * agent.max_turns.",
     )
-    engine: Literal["torch", "deepspeed"] = Field("torch")
-    zero_stage: Literal[2, 3] = Field(2)
-    gradient_checkpointing: bool = Field(False)
+    engine: Literal["torch", "deepspeed"] = Field(
+        "torch",
+        description="Training engine. `torch` (default): AdamW on one device, or DistributedDataParallel "
+        "under torchrun (parameters and optimizer state replicated on every rank). "
+        "`deepspeed`: ZeRO (train.zero_stage) with bf16 on GPUs; recommended for models of "
+        "3B parameters and more. Both split train.prompts_per_step across the torchrun ranks "
+        "(docs/distributed.md).",
+    )
+    zero_stage: Literal[2, 3] = Field(
+        2,
+        description="DeepSpeed ZeRO stage: 2 shards optimizer state and gradients across ranks "
+        "(default; fastest while the bf16 weights fit on one GPU), 3 also shards the "
+        "parameters (gathered for rollouts and saving). Only with train.engine=deepspeed.",
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute activations in the backward pass instead of storing them: about "
+        "a third more compute for far less activation memory. Default off (the tiny CPU "
+        "preset); recommended on for multi-billion-parameter models on GPUs.",
+    )
+    rollout_correction: RolloutCorrectionConfig = Field(
+        default_factory=RolloutCorrectionConfig,
+        description="Importance-sampling correction for the rollout/trainer log-prob mismatch.",
+    )
     checkpoint_every: int = Field(50, ge=1)
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept on disk (oldest removed).")
     resume: bool = Field(False)
