@@ -50,7 +50,7 @@ $(TOOLS_VENV)/.installed: infra/scan-requirements.txt
 
 scan-tools: $(TOOLS_VENV)/.installed ## create .venv-tools with the pinned IaC scanners (checkov, hadolint) from infra/scan-requirements.txt
 
-system-deps: ## install system packages the integration tests need (PostgreSQL 15) when missing
+system-deps: ## install system packages when missing: bubblewrap (python sandbox), PostgreSQL 15 (integration tests)
 	@bash scripts/system-deps.sh
 
 run: setup ## run the whole local pipeline (kfp.local, all six stages) on PRESET=tiny-cpu, then print a summary

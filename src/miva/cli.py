@@ -498,6 +498,57 @@ def _run_pipeline(args: argparse.Namespace, cfg: MivaConfig) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- sandbox
+
+
+def _add_sandbox(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["serve"], help="serve: run the python sandbox service")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (a pod: 0.0.0.0)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on")
+    p.add_argument("--max-concurrent", type=int, default=2, help="calls run at the same time")
+    p.add_argument(
+        "--allow-weak-isolation",
+        action="store_true",
+        help="run in the audit-hook mode where namespaces are unavailable (the pod is then "
+        "the boundary); same as agent.python.allow_weak_isolation",
+    )
+    p.add_argument(
+        "--delegate-cgroup",
+        action="store_true",
+        help="cgroup v2: move this process into a leaf cgroup so that each call gets a "
+        "cgroup of its own (a container whose cgroup is writable)",
+    )
+
+
+def _run_sandbox(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    import signal
+    import threading
+
+    from miva.agent.sandbox import cgroups
+    from miva.agent.sandbox.limits import SandboxLimits
+    from miva.agent.sandbox.service import serve
+
+    if args.delegate_cgroup and not cgroups.delegate_v2():
+        print("warning: could not delegate a cgroup v2 subtree; calls use rlimits only")
+    py = cfg.agent.python
+    server = serve(
+        args.host,
+        args.port,
+        SandboxLimits.from_config(py),
+        allow_weak=args.allow_weak_isolation or py.allow_weak_isolation,
+        max_concurrent=args.max_concurrent,
+    )
+    print(
+        f"miva sandbox: serving on {server.url} ({server.sandbox.isolation.describe()})", flush=True
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.close()
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
@@ -520,6 +571,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
         _add_pipeline,
         _run_pipeline,
     ),
+    "sandbox": ("serve the python tool's sandbox over HTTP", _add_sandbox, _run_sandbox),
 }
 
 

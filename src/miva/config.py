@@ -12,6 +12,7 @@ Sections, in pipeline order: ``data`` (synthesis), ``validate`` (the gate), ``mo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -249,15 +250,86 @@ class ModelConfig(Section):
 # --------------------------------------------------------------------------- agent
 
 
-class SandboxConfig(Section):
-    cpu_seconds: int = Field(5, ge=1, description="CPU-time limit of one python tool call.")
+class PythonToolConfig(Section):
+    """The python tool's sandbox (Visual-ARFT code tool): where model-written code runs and
+    the limits it meets. See docs/sandbox.md for what each mode isolates."""
+
+    backend: Literal["local", "service"] = Field(
+        "local",
+        description="Where calls run: `local` (a kernel-isolated subprocess on this machine: "
+        "bubblewrap namespaces + a cgroup per call) or `service` (the HTTP sandbox service of "
+        "`miva sandbox serve` at `service_url`, the cluster set-up). Default local.",
+    )
+    service_url: str | None = Field(
+        None,
+        description="Base URL of the sandbox service when backend is `service`, e.g. "
+        "http://miva-sandbox.miva-sandbox.svc.cluster.local:8080 (infra/k8s/sandbox). Unreachable or slow: the call returns an error "
+        "result to the model after wall_seconds + startup_seconds, never hangs.",
+    )
+    allow_weak_isolation: bool = Field(
+        False,
+        description="Allow the weaker mode (Python audit hook + rlimits, no kernel namespaces) "
+        "where bubblewrap cannot create namespaces. Off by default: the tool then refuses to "
+        "run with an error naming what is missing. An audit hook is not a security boundary "
+        "(PEP 578); enable only for trusted models.",
+    )
+    prestart: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description="Sandboxes started ahead of time (Python and numpy loaded, waiting for "
+        "code); each still serves exactly one call. 1 hides the start-up cost of a call; 0 "
+        "starts every sandbox on demand.",
+    )
+    cpu_seconds: int = Field(
+        5, ge=1, description="CPU-time limit of each process of one call (RLIMIT_CPU)."
+    )
+    cpus: float = Field(
+        1.0,
+        gt=0,
+        description="CPU share of one call across all its processes (cgroup CPU quota, where "
+        "the host lets MIVA create a cgroup). Default 1 core.",
+    )
     wall_seconds: float = Field(
-        10.0, gt=0, description="Wall-clock limit; the whole process group is killed after it."
+        10.0,
+        gt=0,
+        description="Wall-clock limit of the code's run; everything in the sandbox is killed after it.",
     )
-    memory_mb: int = Field(1024, ge=64, description="Address-space limit of the sandboxed process.")
+    startup_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Limit on starting a sandbox (namespaces, Python, numpy) before the wall "
+        "clock starts; a call never takes longer than startup_seconds + wall_seconds.",
+    )
+    memory_mb: int = Field(
+        1024,
+        ge=64,
+        description="Memory of one call: all its processes together (cgroup memory limit; tmpfs "
+        "files count too) and each process's address space (RLIMIT_AS).",
+    )
+    processes: int = Field(
+        32,
+        ge=1,
+        description="Processes and threads one call may run at once (cgroup pids limit, and "
+        "RLIMIT_NPROC, which the kernel does not apply to uid 0). Stops fork bombs.",
+    )
+    disk_mb: int = Field(
+        64,
+        ge=1,
+        description="Size of the working folder and of /tmp inside the sandbox (tmpfs each).",
+    )
     output_bytes: int = Field(
-        8192, ge=256, description="Captured stdout/stderr beyond this is cut."
+        8192, ge=256, description="Stdout returned to the model; the rest is cut."
     )
+
+    @model_validator(mode="after")
+    def _check(self) -> PythonToolConfig:
+        if self.backend == "service" and not self.service_url:
+            raise ValueError(
+                "agent.python.backend is `service` but agent.python.service_url is not set; "
+                "set it to the sandbox service's URL (e.g. http://miva-sandbox:8080)"
+            )
+        return self
 
 
 class SearchConfig(Section):
@@ -304,7 +376,7 @@ class AgentConfig(Section):
         "error_turn",
         description="On an unparseable tool call: return an error turn to the model, or stop the trajectory.",
     )
-    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    python: PythonToolConfig = Field(default_factory=PythonToolConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
 
 
@@ -754,28 +826,80 @@ def apply_override(tree: dict[str, Any], path: list[str], value: Any) -> None:
 def load_config(
     preset: str | Path = DEFAULT_PRESET, overrides: list[str] | None = None
 ) -> MivaConfig:
-    """Resolve a preset and `key.path=value` overrides into a validated config."""
+    """Resolve a preset and `key.path=value` overrides into a validated config.
+
+    Errors are one line each, naming the key, the value and where it came from: the
+    preset file and line, or the `--set` override (`ConfigError`)."""
     path = preset_path(preset)
+    text = path.read_text()
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: invalid YAML: {_one_line_yaml_error(exc)}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    for text in overrides or []:
-        apply_override(tree, *parse_override(text))
-    return config_from_dict(tree, source=str(path))
+    origins = _preset_origins(text, path)
+    for text_override in overrides or []:
+        key, value = parse_override(text_override)
+        apply_override(tree, key, value)
+        origins[tuple(key)] = f"--set {text_override}"
+    return config_from_dict(tree, source=str(path), origins=origins)
 
 
-def config_from_dict(tree: dict[str, Any], source: str = "<dict>") -> MivaConfig:
+def _one_line_yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
+
+
+def _preset_origins(text: str, path: Path) -> dict[tuple[str, ...], str]:
+    """Key path -> 'FILE:LINE' for every key the preset sets (a node's own line)."""
+    out: dict[tuple[str, ...], str] = {}
+
+    def walk(node: Any, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = (*prefix, str(key_node.value))
+                out[key] = f"{path}:{key_node.start_mark.line + 1}"
+                walk(value_node, key)
+
+    with contextlib.suppress(yaml.YAMLError):  # already parsed once: cannot fail here
+        walk(yaml.compose(text), ())
+    return out
+
+
+def _origin(loc: tuple[str, ...], origins: dict[tuple[str, ...], str], source: str) -> str:
+    """Where the value at `loc` came from: the key itself, else the `--set` overrides
+    inside it (a section-level rule), else the deepest enclosing key, else the defaults."""
+    inside = [o for k, o in origins.items() if k[: len(loc)] == loc and o.startswith("--set")]
+    if inside:
+        return ", ".join(inside)
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in origins:
+            return origins[loc[:n]]
+    return f"the defaults (not set in {source})"
+
+
+def config_from_dict(
+    tree: dict[str, Any],
+    source: str = "<dict>",
+    origins: dict[tuple[str, ...], str] | None = None,
+) -> MivaConfig:
     try:
         return MivaConfig.model_validate(tree)
     except ValidationError as exc:
-        lines = []
+        problems = []
         for err in exc.errors():
-            loc = ".".join(str(x) for x in err["loc"]).replace("validate_", "validate")
-            lines.append(f"  {loc or '<root>'}: {err['msg']}")
-        raise ConfigError(f"invalid config from {source}:\n" + "\n".join(lines)) from None
+            loc = tuple(str(x) for x in err["loc"])
+            loc = tuple("validate" if x == "validate_" else x for x in loc)
+            key = ".".join(loc) or "<root>"
+            where = _origin(loc, origins or {}, source)
+            value = err.get("input")
+            shown = "" if isinstance(value, dict) else f" = {json.dumps(value, default=str)[:80]}"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{key}{shown} (from {where}): {message}")
+        raise ConfigError("invalid config: " + "; ".join(problems)) from None
 
 
 def describe(

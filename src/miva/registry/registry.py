@@ -13,10 +13,10 @@
    ``champion`` when it wins, and record the decision: version tags ``miva.decision`` and
    ``miva.decision_reasons``, the version description, ``promotion.md`` in the run.
 
-The promotion lock is a registered model named ``<model>.promotion-lock``: creating a
-registered model is atomic in every MLflow backend (unique name), so only one registration
-decides at a time and the aliases end consistent. A lock older than
-``registry.lock_timeout_s`` is treated as left behind by a dead process and removed.
+The promotion lock (`miva.registry.lock`) is a registered model named
+``<model>.promotion-lock``: creating a registered model is atomic in every MLflow backend
+(unique name), so only one registration decides at a time and the aliases end consistent.
+A lock whose holder died (its process is gone, or its heartbeat stopped) is broken safely.
 Every alias move (register, promote, rollback) pushes or pops the registered-model tag
 ``miva.champion_history`` so `rollback` can walk back.
 """
@@ -25,17 +25,14 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from miva.errors import MivaError
+from miva.registry.lock import promotion_lock
 from miva.registry.policy import Decision, decide
 from miva.registry.tracking import (
     TAG_CONFIG,
@@ -56,7 +53,6 @@ TAG_DATASET = "miva.dataset_digest"
 TAG_PARENT_RUN = "miva.parent_run_id"
 TAG_HISTORY = "miva.champion_history"
 METRIC_PREFIX = "miva.metric."
-LOCK_SUFFIX = ".promotion-lock"
 
 
 @dataclass
@@ -195,52 +191,6 @@ def _set_champion(cfg, version: str, history: list[str]) -> None:
     name = cfg.registry.model_name
     client.set_registered_model_alias(name, CHAMPION, version)
     client.set_registered_model_tag(name, TAG_HISTORY, json.dumps(history[-200:]))
-
-
-# ---------------------------------------------------------------------------- lock
-
-
-@contextmanager
-def promotion_lock(cfg) -> Iterator[None]:
-    """Mutual exclusion across processes through an atomically created registered model."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client()
-    lock = cfg.registry.model_name + LOCK_SUFFIX
-    owner = uuid.uuid4().hex
-    timeout = cfg.registry.lock_timeout_s
-    start = time.monotonic()
-    while True:
-        try:
-            client.create_registered_model(
-                lock, tags={"miva.lock_owner": owner}, description="transient promotion lock"
-            )
-            break
-        except MlflowException as exc:
-            if not _is_code(exc, "RESOURCE_ALREADY_EXISTS", "already exists"):
-                raise TrackingError(f"cannot take the promotion lock {lock!r}: {exc}") from exc
-        try:
-            held = client.get_registered_model(lock)
-            age = time.time() - held.creation_timestamp / 1000
-            if age > timeout:  # left behind by a process that died inside the lock
-                client.delete_registered_model(lock)
-                continue
-        except MlflowException:
-            continue  # released between our create and our read: try again
-        if time.monotonic() - start > timeout:
-            raise TrackingError(
-                f"promotion lock {lock!r} held by another registration for more than {timeout:g}s"
-            )
-        time.sleep(0.2 + random.random() * 0.3)
-    try:
-        yield
-    finally:
-        try:
-            held = client.get_registered_model(lock)
-            if (held.tags or {}).get("miva.lock_owner") == owner:
-                client.delete_registered_model(lock)
-        except MlflowException:
-            pass
 
 
 # ---------------------------------------------------------------------------- register
