@@ -124,6 +124,12 @@ done
 step "schema and contract check (Kubernetes $K8S_VERSION)"
 "$PYTHON" "$INFRA/scripts/check_manifests.py" --kubernetes-version "$K8S_VERSION" "${rendered[@]}"
 
+# Serving (KServe InferenceService for the champion): not an overlay, so per-pod rules only.
+step "kubectl kustomize k8s/serving + schema check"
+[ -f "$WORK/k8s/serving/serving.env" ] || cp "$WORK/k8s/serving/serving.env.example" "$WORK/k8s/serving/serving.env"
+"$KUBECTL" kustomize "$WORK/k8s/serving" >"$WORK/rendered-serving.yaml"
+"$PYTHON" "$INFRA/scripts/check_manifests.py" --kubernetes-version "$K8S_VERSION" --pods-only "$WORK/rendered-serving.yaml"
+
 # ------------------------------------------------------------------ scanners
 step "hadolint $("$HADOLINT" --version | sed 's/.* //') images/*.Dockerfile"
 "$HADOLINT" --config "$ROOT/images/hadolint.yaml" "$ROOT"/images/*.Dockerfile
@@ -136,6 +142,7 @@ done
 for file in "${rendered[@]}"; do
   scan_targets+=(--kubernetes "$(basename "$file" .yaml)=$file")
 done
+scan_targets+=(--kubernetes "serving=$WORK/rendered-serving.yaml")
 step "checkov $("$SCAN_PYTHON" -c 'from checkov.version import version; print(version)') (skip list: infra/checkov-skips.yaml)"
 "$SCAN_PYTHON" "$INFRA/scripts/scan.py" --skips "$INFRA/checkov-skips.yaml" "${scan_targets[@]}"
 

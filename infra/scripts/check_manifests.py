@@ -1,6 +1,6 @@
 """Offline schema and contract check of rendered kustomize output.
 
-Usage: check_manifests.py [--kubernetes-version 1.33] RENDERED.yaml [...]
+Usage: check_manifests.py [--kubernetes-version 1.33] [--pods-only] RENDERED.yaml [...]
 
 Every document is checked against a real schema, chosen by kind:
   built-in kinds         kubernetes-validate (the Kubernetes OpenAPI schemas), strict:
@@ -10,12 +10,17 @@ Every document is checked against a real schema, chosen by kind:
   karpenter.sh / .k8s.aws  infra/k8s/schemas/*.json (our JSON Schemas of the v1 API)
   kueue.x-k8s.io         infra/k8s/schemas/kueue.*.json (generated from Kueue's CRDs by
                          infra/scripts/kueue_schemas.py)
+  serving.kserve.io      infra/k8s/schemas/serving.kserve.io_v1beta1_inferenceservice.json
+                         for KServe's own fields, plus the Kubernetes Pod schema (strict)
+                         for the pod and container fields a predictor embeds
 A kind with none of these is an error, so nothing passes unchecked. Then the contract
 with the pipeline is checked on the whole rendering (see check_contract), and the security
 contract of MIVA's own workloads (see check_security): the pod templates of objects
 labelled app.kubernetes.io/part-of=miva, including those inside CRDs that generic
 scanners cannot read (the Trainer runtime), run restricted, without an API token, on
-images pinned by tag and digest, and isolated by NetworkPolicies.
+images pinned by tag and digest, and isolated by NetworkPolicies. With --pods-only (a
+folder that is not a whole overlay, such as k8s/serving) the overlay-wide promises are
+skipped: only the per-pod rules and the security contract of the objects in the file.
 
 Exit status 0 when everything passes, 1 otherwise; one line per problem.
 """
@@ -42,6 +47,41 @@ CUSTOM_SCHEMAS = {
         ("kueue.x-k8s.io/v1beta2", kind): f"kueue.x-k8s.io_v1beta2_{kind.lower()}.json"
         for kind in ("ClusterQueue", "LocalQueue", "ResourceFlavor", "Cohort")
     },
+    ("serving.kserve.io/v1beta1", "InferenceService"): (
+        "serving.kserve.io_v1beta1_inferenceservice.json"
+    ),
+}
+# Fields of a KServe `model` spec that are not Container fields.
+KSERVE_MODEL_FIELDS = {
+    "modelFormat",
+    "runtime",
+    "runtimeVersion",
+    "protocolVersion",
+    "storageUri",
+    "storage",
+}
+# Fields of a KServe component (predictor, transformer) that are not PodSpec fields.
+KSERVE_COMPONENT_FIELDS = {
+    "minReplicas",
+    "maxReplicas",
+    "scaleTarget",
+    "scaleMetric",
+    "scaleMetricType",
+    "containerConcurrency",
+    "timeout",
+    "canaryTrafficPercent",
+    "labels",
+    "annotations",
+    "deploymentStrategy",
+    "autoScaling",
+    "batcher",
+    "logger",
+    "workerSpec",
+    "storageContainerName",
+    "storageUris",
+    "model",
+    *("huggingface", "lightgbm", "onnx", "paddle", "pmml", "pytorch", "sklearn"),
+    *("tensorflow", "triton", "xgboost"),
 }
 TRAINER_GROUP = "trainer.kubeflow.org/"
 
@@ -179,11 +219,45 @@ def check_builtin(doc: Document, kubernetes_version: str) -> list[str] | None:
     return []
 
 
+def component_pod(component: dict[str, Any]) -> dict[str, Any]:
+    """The pod a KServe component becomes: its PodSpec fields, its `model` as a container."""
+    spec = {k: v for k, v in component.items() if k not in KSERVE_COMPONENT_FIELDS}
+    model = component.get("model")
+    if isinstance(model, dict):
+        container = {k: v for k, v in model.items() if k not in KSERVE_MODEL_FIELDS}
+        container.setdefault("name", "kserve-container")
+        spec["containers"] = [container, *spec.get("containers", [])]
+    return spec
+
+
+def check_inference_service(doc: Document, kubernetes_version: str) -> list[str]:
+    """KServe's fields against our schema, the embedded pod against Kubernetes' own."""
+    problems = check_custom(doc, CUSTOM_SCHEMAS[(doc.api_version, doc.kind)])
+    for name, component in doc.body.get("spec", {}).items():
+        if name not in ("predictor", "transformer") or not isinstance(component, dict):
+            continue
+        spec = component_pod(component)
+        if not spec.get("containers"):
+            problems.append(f"{doc.where()}: spec.{name} has neither containers nor a model")
+            continue
+        pod = Document(
+            doc.source,
+            doc.index,
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": doc.name}, "spec": spec},
+        )
+        found = check_builtin(pod, kubernetes_version) or []
+        problems.extend(p.replace("Pod/", f"InferenceService/spec.{name}: Pod/", 1) for p in found)
+    return problems
+
+
 def check_schema(doc: Document, kubernetes_version: str) -> tuple[str, list[str]]:
     """(what checked it, problems)."""
     if doc.api_version.startswith(TRAINER_GROUP):
         return "kubeflow-trainer-api", check_trainer(doc)
     custom = CUSTOM_SCHEMAS.get((doc.api_version, doc.kind))
+    if custom and doc.kind == "InferenceService":
+        checker = f"schemas/{custom} + kubernetes-validate {kubernetes_version} (pod)"
+        return checker, check_inference_service(doc, kubernetes_version)
     if custom:
         return f"schemas/{custom}", check_custom(doc, custom)
     builtin = check_builtin(doc, kubernetes_version)
@@ -202,6 +276,16 @@ def pod_templates(doc: Document) -> Iterator[tuple[str, dict[str, Any]]]:
         template = body.get("spec", {}).get("template")
         if isinstance(template, dict) and isinstance(template.get("spec"), dict):
             yield "spec.template", template
+    if doc.kind == "InferenceService":  # KServe gives the pods the object's and component's labels
+        meta_labels = body.get("metadata", {}).get("labels") or {}
+        for name in ("predictor", "transformer"):
+            component = body.get("spec", {}).get(name)
+            if isinstance(component, dict):
+                labels = {**meta_labels, **(component.get("labels") or {})}
+                yield (
+                    f"spec.{name}",
+                    {"metadata": {"labels": labels}, "spec": component_pod(component)},
+                )
     if doc.kind in {"ClusterTrainingRuntime", "TrainingRuntime"}:
         jobs = body.get("spec", {}).get("template", {}).get("spec", {}).get("replicatedJobs", [])
         for job in jobs:
@@ -253,8 +337,9 @@ def secret_value(doc: Document, key: str) -> str | None:
     return None
 
 
-def check_contract(docs: list[Document]) -> list[str]:
-    """The promises the k8s manifests make to the pipeline (one rendered overlay)."""
+def check_contract(docs: list[Document], pods_only: bool = False) -> list[str]:
+    """The promises the k8s manifests make to the pipeline (one rendered overlay); with
+    `pods_only`, only the per-pod rules."""
     problems: list[str] = []
     rendered = yaml.safe_dump_all([d.body for d in docs])
     if "placeholder" in rendered:
@@ -274,6 +359,8 @@ def check_contract(docs: list[Document]) -> list[str]:
                 problems.append(
                     f"{doc.where()}: {path} selects the GPU pool but does not tolerate {GPU_TAINT_KEY}:NoSchedule"
                 )
+    if pods_only:
+        return problems
 
     service = find(docs, "Service", "mlflow", "miva")
     if service is None:
@@ -476,7 +563,7 @@ def container_problems(container: dict[str, Any], pod_context: dict[str, Any]) -
     return found
 
 
-def check_security(docs: list[Document]) -> list[str]:
+def check_security(docs: list[Document], pods_only: bool = False) -> list[str]:
     """The security contract of MIVA's own workloads (one rendered overlay).
 
     Objects labelled app.kubernetes.io/part-of=miva that hold pod templates: restricted
@@ -524,6 +611,8 @@ def check_security(docs: list[Document]) -> list[str]:
                         f"{where}: sandbox pods run model-written code and get no egress, "
                         f"but NetworkPolicy {', '.join(leaks)} allows some"
                     )
+    if pods_only:  # not an overlay: the pipeline namespace is not in this file
+        return problems
     missing = {"Ingress", "Egress"} - isolation(docs, PIPELINE_NAMESPACE, PIPELINE_POD_LABELS)
     if missing:
         problems.append(
@@ -533,8 +622,11 @@ def check_security(docs: list[Document]) -> list[str]:
     return problems
 
 
-def check_file(path: Path, kubernetes_version: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """([(object, checked by)], problems) for one rendered overlay."""
+def check_file(
+    path: Path, kubernetes_version: str, pods_only: bool = False
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """([(object, checked by)], problems) for one rendered overlay (or, with `pods_only`,
+    any rendered folder)."""
     docs, problems = load_documents(path)
     checked = []
     for doc in docs:
@@ -542,8 +634,8 @@ def check_file(path: Path, kubernetes_version: str) -> tuple[list[tuple[str, str
         checked.append((f"{doc.kind}/{doc.name}", checker))
         problems.extend(found)
     if docs:
-        problems.extend(f"{path}: {p}" for p in check_contract(docs))
-        problems.extend(f"{path}: {p}" for p in check_security(docs))
+        problems.extend(f"{path}: {p}" for p in check_contract(docs, pods_only))
+        problems.extend(f"{path}: {p}" for p in check_security(docs, pods_only))
     return checked, problems
 
 
@@ -551,10 +643,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--kubernetes-version", default="1.33")
+    parser.add_argument(
+        "--pods-only",
+        action="store_true",
+        help="schemas, per-pod rules and the security contract, not the whole-overlay contract",
+    )
     args = parser.parse_args(argv)
     failed = False
     for path in args.files:
-        checked, problems = check_file(path, args.kubernetes_version)
+        checked, problems = check_file(path, args.kubernetes_version, args.pods_only)
         status = "ok" if not problems else f"{len(problems)} problem(s)"
         print(f"{path}: {len(checked)} objects, {status}")
         for obj, checker in checked:

@@ -398,15 +398,20 @@ def _run_register(args: argparse.Namespace, cfg: MivaConfig) -> int:
 
 
 def _add_registry(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["show", "promote", "rollback"])
+    p.add_argument("action", choices=["show", "promote", "rollback", "deploy"])
     p.add_argument(
-        "--version", help="model version (promote: required; rollback: target, default previous)"
+        "--version",
+        help="model version (promote: required; rollback: target, default previous; "
+        "deploy: default the champion)",
     )
+    _add_registry_deploy(p)
 
 
 def _run_registry(args: argparse.Namespace, cfg: MivaConfig) -> int:
     from miva.registry import registry
 
+    if args.action == "deploy":
+        return _run_registry_deploy(args, cfg)
     if args.action == "promote":
         if not args.version:
             raise MivaError("`miva registry promote` needs --version N")
@@ -416,6 +421,46 @@ def _run_registry(args: argparse.Namespace, cfg: MivaConfig) -> int:
         target = registry.rollback(cfg, args.version)
         print(f"{cfg.registry.model_name}: champion rolled back to v{target}")
     print(registry.show(cfg))
+    return 0
+
+
+def _add_registry_deploy(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--apply", action="store_true", help="deploy: kubectl apply the manifest (deploy.apply)"
+    )
+    p.add_argument("--output", help="deploy: manifest path (default: registry.deploy.output)")
+
+
+def _run_registry_deploy(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    from miva.registry.deploy import deploy
+
+    if args.output:
+        cfg.registry.deploy.output = args.output
+    path = deploy(cfg, args.version, apply=args.apply or None)
+    print(Path(path).read_text() if Path(path).is_file() else "")
+    print(f"wrote {path}" + (" and applied it" if args.apply or cfg.registry.deploy.apply else ""))
+    return 0
+
+
+# ----------------------------------------------------------------------------- serve
+
+
+def _add_serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model", help="model folder, s3:// URI, models:/NAME@ALIAS or models:/NAME/VERSION"
+    )
+    p.add_argument("--host", help="address to listen on (serve.host)")
+    p.add_argument("--port", type=int, help="port (serve.port)")
+    p.add_argument("--name", help="model name clients send (serve.model_name)")
+
+
+def _run_serve(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    from miva import serve
+
+    for key, value in (("host", args.host), ("port", args.port), ("model_name", args.name)):
+        if value is not None:
+            setattr(cfg.serve, key, value)
+    serve.run(cfg, args.model)
     return 0
 
 
@@ -565,7 +610,12 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
         _add_register,
         _run_register,
     ),
-    "registry": ("show or move registry aliases by hand", _add_registry, _run_registry),
+    "registry": (
+        "show or move registry aliases by hand; deploy the champion on KServe",
+        _add_registry,
+        _run_registry,
+    ),
+    "serve": ("serve a model behind an OpenAI-compatible endpoint", _add_serve, _run_serve),
     "pipeline": (
         "run the DAG locally, compile it, or submit it to Kubeflow",
         _add_pipeline,

@@ -19,11 +19,18 @@ The promotion lock (`miva.registry.lock`) is a registered model named
 A lock whose holder died (its process is gone, or its heartbeat stopped) is broken safely.
 Every alias move (register, promote, rollback) pushes or pops the registered-model tag
 ``miva.champion_history`` so `rollback` can walk back.
+
+After the decision, the MLflow traces the pipeline's evaluation recorded are tagged with
+the new version (`miva.eval.traces.link_traces_to_version`), and when
+``registry.deploy.on_promotion`` is on and this version became the champion, its KServe
+InferenceService is rendered (and applied with ``registry.deploy.apply``) by
+`miva.registry.deploy.deploy`. Neither can fail a registration: problems are logged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 import time
@@ -53,6 +60,7 @@ TAG_DATASET = "miva.dataset_digest"
 TAG_PARENT_RUN = "miva.parent_run_id"
 TAG_HISTORY = "miva.champion_history"
 METRIC_PREFIX = "miva.metric."
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,6 +71,7 @@ class Registration:
     champion: str | None
     run_id: str
     summary: str
+    deployed: str | None = None  # manifest written because the champion changed
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -315,7 +324,11 @@ def register_model(
         mlflow.set_tags(
             {TAG_DECISION: decision.outcome, "miva.model_version": version, "miva.model_name": name}
         )
+        _link_eval_traces(run.info.experiment_id, parent, name, version, info.model_id)
     after = version_by_alias(cfg, CHAMPION)
+    deployed = None
+    if reg.deploy.on_promotion and decision.promote and after and str(after.version) == version:
+        deployed = _deploy_champion(cfg, version)
     return Registration(
         name=name,
         version=version,
@@ -323,7 +336,42 @@ def register_model(
         champion=str(after.version) if after else None,
         run_id=run_id,
         summary=summary,
+        deployed=deployed,
     )
+
+
+def _link_eval_traces(
+    experiment_id: str, parent: str, name: str, version: str, model_id: str | None
+) -> None:
+    """Tag the traces of this pipeline run's evaluation with the new version."""
+    if not parent:
+        return
+    import mlflow
+
+    from miva.eval.traces import link_traces_to_version
+
+    try:
+        runs = mlflow.search_runs(
+            experiment_ids=[experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.`miva.stage` = 'evaluate'",
+            output_format="list",
+        )
+    except Exception as exc:
+        log.warning("could not find the evaluation runs of %s: %s", parent, exc)
+        return
+    link_traces_to_version(experiment_id, [r.info.run_id for r in runs], name, version, model_id)
+
+
+def _deploy_champion(cfg, version: str) -> str | None:
+    """Render (and apply) the new champion's InferenceService; a failure is logged only:
+    the version is registered and promoted either way."""
+    from miva.registry.deploy import deploy
+
+    try:
+        return str(deploy(cfg, version))
+    except Exception as exc:
+        log.warning("champion v%s: deploying its InferenceService failed: %s", version, exc)
+        return None
 
 
 # ---------------------------------------------------------------------------- by hand

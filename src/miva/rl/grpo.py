@@ -33,7 +33,8 @@ Algorithmic choices (config key: default):
   still without signal stay out of the loss.
 - ``train.status_policy``: ok=train, truncated=mask, malformed=penalize
   (``train.penalty_reward`` = -1), tool_error / max_turns / image_budget = mask.
-- ``reward.weights``: 0.8 accuracy + 0.2 format + 1.2 tool gain (IMAgent / DeepEyes).
+- ``reward.weights``: 0.8 accuracy + 0.2 format + 1.2 tool gain (IMAgent / DeepEyes);
+  naming ``judge`` scores text answers with an LLM judge (``reward.judge``).
 - ``train.curate``: False (rejection sampling with ``train.curate_samples`` = 4 rollouts).
 - ``train.engine``: ``torch`` (DDP under torchrun) | ``deepspeed`` (ZeRO ``train.zero_stage``
   2 | 3).
@@ -474,6 +475,8 @@ class GRPOTrainer:
             batch = self._collect(step)
             t_roll = time.perf_counter() - t0
             metrics = rollout_metrics(gathered(batch))
+            if self.rewards.judge is not None:  # this rank's judge counters
+                metrics.update(self.rewards.judge.drain_metrics())
             if dist.any_rank(not all(math.isfinite(r) for r in batch.totals)):
                 self.skipped += 1
                 metrics["train/skipped_steps"] = self.skipped
