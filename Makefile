@@ -26,7 +26,7 @@ GPU_CHECK_OUT ?= gpu-check.json
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup system-deps run synth validate test test-slow lint format bench \
+.PHONY: help setup system-deps run test test-slow lint format docs docs-build bench \
         scan-tools infra-validate infra-plan infra-apply infra-destroy \
         pipeline-compile pipeline-run pipeline-sweep images clean gpu-wheels gpu-check
 
@@ -56,20 +56,27 @@ system-deps: ## install system packages when missing: bubblewrap (python sandbox
 run: setup ## run the whole local pipeline (kfp.local, all six stages) on PRESET=tiny-cpu, then print a summary
 	$(VENV)/bin/miva pipeline local -c $(PRESET) $(ARGS)
 
-test: setup system-deps ## run the test suite (not the slow tests) and the infra checks
+test: setup system-deps ## run the test suite (not the slow tests), the strict docs build and the infra checks
 	$(PY) -m pytest -q -m "not slow and not gpu" $(ARGS)
+	$(MAKE) --no-print-directory docs-build
 	$(MAKE) --no-print-directory infra-validate
 
 test-slow: setup system-deps ## run the slow tests (learning, full local pipeline)
 	$(PY) -m pytest -q -m "slow" $(ARGS)
 
+docs: setup ## serve the documentation site on http://127.0.0.1:8000 (reloads on edits)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+docs-build: setup ## build the documentation strictly into .miva/site (any warning fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 lint: setup ## ruff check and format check
-	$(VENV)/bin/ruff check src tests bench components pipelines
-	$(VENV)/bin/ruff format --check src tests bench components pipelines
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 
 format: setup ## apply ruff fixes and formatting
-	$(VENV)/bin/ruff check --fix src tests bench components pipelines
-	$(VENV)/bin/ruff format src tests bench components pipelines
+	$(VENV)/bin/ruff check --fix src tests bench scripts
+	$(VENV)/bin/ruff format src tests bench scripts
 
 bench: setup ## run the CPU benchmarks; tables go to stdout and bench/RESULTS.md by hand
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

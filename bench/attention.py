@@ -1,4 +1,4 @@
-"""Cost of the attention-to-image pass (`eval.attention_diagnostics`) against the forward
+"""Cost of the attention-to-image pass (`evaluate.attention_diagnostics`) against the forward
 pass the trainer already makes (`agent.forward.token_logprobs`, sdpa), on the tiny model.
 
 Each trajectory: a prompt with 3 images (112 px: 16 image tokens each), then `--tokens`

@@ -85,7 +85,7 @@ KSERVE_COMPONENT_FIELDS = {
 }
 TRAINER_GROUP = "trainer.kubeflow.org/"
 
-# The contract with pipelines/ (see README.md, "Infrastructure").
+# The contract with the pipeline (see docs/infrastructure.md, "The contract with the pipeline").
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_POOL_LABEL = ("miva.ai/pool", "gpu")
 PIPELINE_NAMESPACE = "kubeflow"

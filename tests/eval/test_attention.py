@@ -191,8 +191,9 @@ def test_eval_cli_logs_attention_metrics_and_plots_them(tmp_path):
     from tests.eval.test_mig_bench import _folder as mig_folder
 
     folder = mig_folder(tmp_path)
-    args = ["eval", "--bench", "mig-bench", "--path", str(folder), *FAST]
-    on = ["--set", "eval.attention_diagnostics=true", "--set", "eval.attention_max_items=2"]
+    args = ["evaluate", "--model", "tiny-random", "--bench", "mig-bench", "--path", str(folder)]
+    args += FAST
+    on = ["--set", "evaluate.attention_diagnostics=true", "--set", "evaluate.attention_max_items=2"]
     assert main([*args, "--out", str(tmp_path / "on"), *on]) == 0
     metrics = json.loads((tmp_path / "on" / "metrics.json").read_text())
     key = "eval/mig-bench/attention/image_share/before_tools"

@@ -10,6 +10,7 @@ import pytest
 from miva.agent.coords import Frame
 from miva.data.benchmarks import get_benchmark, load_benchmark
 from miva.errors import DataError
+from miva.eval.runner import ModelAnswers
 from tests.eval.native import png, save_png, write_json, write_parquet
 
 # ------------------------------------------------------------------------------ MMSI-Bench
@@ -134,6 +135,7 @@ def _tree_folder(tmp_path):
         _tree_row(5, "Perception/OCR", "A", [[90, 70, 150, 90]]),  # outside the 100x80 image
     ]
     # pandas-style TSV: the multi-line options field is quoted
+    tmp_path.mkdir(parents=True, exist_ok=True)
     with (tmp_path / "TreeBench.tsv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, TREE_COLUMNS, delimiter="\t")
         writer.writeheader()
@@ -186,11 +188,11 @@ def test_treebench_model_boxes_are_converted_to_dataset_pixels(tmp_path):
     bench, conv = load_benchmark("treebench", _tree_folder(tmp_path))
     sample = conv.samples[0]
     # the 100x80 image was shown at 50x40: model [5, 5, 15, 15] -> dataset [10, 10, 30, 30]
-    frame = Frame(100, 80, 50, 40)
-    pred = bench.prediction_from_model("B [5, 5, 15, 15]", sample, "qwen2.5-vl", [frame])
+    reader = ModelAnswers("qwen2.5-vl", [Frame(100, 80, 50, 40)])
+    pred = bench.prediction_from_model("B [5, 5, 15, 15]", sample, reader)
     assert pred == "B [10, 10, 30, 30]"
     assert bench.score_item(sample, pred).details["iou"] == 1.0
-    assert bench.prediction_from_model("I cannot tell", sample, "qwen2.5-vl", [frame]) is None
+    assert bench.prediction_from_model("I cannot tell", sample, reader) is None
 
 
 # ----------------------------------------------------------------------------- VisualProbe

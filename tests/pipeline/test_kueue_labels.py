@@ -45,7 +45,7 @@ def test_gpu_tasks_of_the_main_dag_join_the_queue(tmp_path):
 
 
 def test_sweep_trials_join_the_queue(tmp_path):
-    spec = SweepSpec.model_validate({"parameters": {"train.lr": [1e-5, 3e-5]}})
+    spec = SweepSpec.model_validate({"parameters": {"grpo.lr": [1e-5, 3e-5]}})
     labels = _queue_labels(_executors(tmp_path, QUEUE, sweep=spec))
     assert labels["exec-sweep-trial"] == "miva-gpu"
     assert labels["exec-evaluate"] == "miva-gpu"

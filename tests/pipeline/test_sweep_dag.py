@@ -13,11 +13,11 @@ from miva.cli import main
 from miva.config import load_config
 from miva.errors import ConfigError
 from miva.pipeline import submit
-from miva.pipeline.stage import encode_overrides, parse_overrides
+from miva.pipeline.artifacts import encode_overrides, parse_overrides
 from miva.pipeline.sweep import SweepSpec, TrialResult, result_json
 from miva.pipeline.sweep_run import plan_sweep, select
 
-SPEC = {"parameters": {"train.lr": [1.0e-5, 3.0e-5]}, "parallelism": 3, "name": "lr"}
+SPEC = {"parameters": {"grpo.lr": [1.0e-5, 3.0e-5]}, "parallelism": 3, "name": "lr"}
 
 
 @pytest.fixture(scope="module")
@@ -84,24 +84,27 @@ def test_select_picks_logs_and_returns_the_winners_test_overrides(tmp_path, monk
     sweep = SweepSpec.model_validate(SPEC).model_dump_json()
     results = [
         result_json(
-            TrialResult(0, {"train.lr": 1e-5}, {"eval/val/overall/accuracy": 0.25}, 3.0, "m0")
+            TrialResult(0, {"grpo.lr": 1e-5}, {"eval/val/overall/accuracy": 0.25}, 3.0, "m0")
         ),
         result_json(
-            TrialResult(1, {"train.lr": 3e-5}, {"eval/val/overall/accuracy": 0.5}, 4.0, "m1")
+            TrialResult(1, {"grpo.lr": 3e-5}, {"eval/val/overall/accuracy": 0.5}, 4.0, "m1")
         ),
     ]
-    chosen = select("tiny-cpu", encode_overrides(["train.steps=1"]), sweep, results)
+    chosen = select("tiny-cpu", encode_overrides(["grpo.steps=1"]), sweep, results)
     assert chosen.winner.index == 1 and chosen.winner.model_uri == "m1"
     assert parse_overrides(chosen.winner_overrides) == [
-        "train.steps=1",
-        "train.lr=3.0e-05",
-        "eval.splits=[test]",
+        "grpo.steps=1",
+        "grpo.lr=3.0e-05",
+        "evaluate.splits=[test]",
     ]
-    assert load_config("tiny-cpu", parse_overrides(chosen.winner_overrides)).eval.splits == ["test"]
+    assert load_config("tiny-cpu", parse_overrides(chosen.winner_overrides)).evaluate.splits == [
+        "test"
+    ]
     client = MlflowClient(uri)
     (parent,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert parent.data.tags["miva.sweep.winner"] == "trial-1"
-    assert parent.data.metrics["sweep/winner/eval/val/overall/accuracy"] == 0.5
+    assert parent.data.metrics["sweep/best"] == 0.5
+    assert parent.data.tags["miva.sweep.metric"] == "eval/val/overall/accuracy"
     paths = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
     assert paths == {"sweep/sweep_summary.md", "sweep/trials.json"}
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from miva.config import load_config
+from miva.pipeline.local import run_sweep_local
 from miva.pipeline.sweep import SweepSpec
-from miva.pipeline.sweep_run import run_sweep_local
 from tests.pipeline.test_local import SMOKE
 
 # The random tiny model never closes its answer: every trial writes max_new_tokens tokens

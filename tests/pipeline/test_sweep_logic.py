@@ -20,21 +20,21 @@ from miva.pipeline.sweep import (
 
 
 def _spec(**kw):
-    base = {"parameters": {"train.lr": [1.0e-5, 3.0e-5], "train.group_size": [4, 8, 16]}}
+    base = {"parameters": {"grpo.lr": [1.0e-5, 3.0e-5], "grpo.group_size": [4, 8, 16]}}
     return SweepSpec.model_validate({**base, **kw})
 
 
 def test_grid_is_every_combination_last_key_fastest():
-    trials = expand(_spec(fixed=["train.steps=2"]))
+    trials = expand(_spec(fixed=["grpo.steps=2"]))
     assert [t.settings for t in trials] == [
-        {"train.lr": 1e-5, "train.group_size": 4},
-        {"train.lr": 1e-5, "train.group_size": 8},
-        {"train.lr": 1e-5, "train.group_size": 16},
-        {"train.lr": 3e-5, "train.group_size": 4},
-        {"train.lr": 3e-5, "train.group_size": 8},
-        {"train.lr": 3e-5, "train.group_size": 16},
+        {"grpo.lr": 1e-5, "grpo.group_size": 4},
+        {"grpo.lr": 1e-5, "grpo.group_size": 8},
+        {"grpo.lr": 1e-5, "grpo.group_size": 16},
+        {"grpo.lr": 3e-5, "grpo.group_size": 4},
+        {"grpo.lr": 3e-5, "grpo.group_size": 8},
+        {"grpo.lr": 3e-5, "grpo.group_size": 16},
     ]
-    assert trials[4].overrides == ["train.steps=2", "train.lr=3.0e-05", "train.group_size=8"]
+    assert trials[4].overrides == ["grpo.steps=2", "grpo.lr=3.0e-05", "grpo.group_size=8"]
     assert [t.name for t in trials[:2]] == ["trial-0", "trial-1"]
 
 
@@ -65,20 +65,20 @@ def test_random_on_a_huge_grid_does_not_build_it():
 
 @pytest.mark.parametrize("value", [1e-5, 3.0e-4, 0.2, 8, True, "token-mean", [0.2, 0.28]])
 def test_override_text_round_trips_through_set(value):
-    path, parsed = parse_override(override_text("train.x", value))
-    assert path == ["train", "x"] and parsed == value and type(parsed) is type(value)
+    path, parsed = parse_override(override_text("grpo.x", value))
+    assert path == ["grpo", "x"] and parsed == value and type(parsed) is type(value)
 
 
 def test_spec_errors_name_the_field(tmp_path):
     bad = tmp_path / "sweep.yaml"
-    bad.write_text(yaml.safe_dump({"strategy": "random", "parameters": {"train.lr": []}}))
+    bad.write_text(yaml.safe_dump({"strategy": "random", "parameters": {"grpo.lr": []}}))
     with pytest.raises(ConfigError, match="parameters") as err:
         load_spec(bad)
     assert "sweep.yaml" in str(err.value)
-    bad.write_text(yaml.safe_dump({"strategy": "random", "parameters": {"train.lr": [1]}}))
+    bad.write_text(yaml.safe_dump({"strategy": "random", "parameters": {"grpo.lr": [1]}}))
     with pytest.raises(ConfigError, match="needs `trials`"):
         load_spec(bad)
-    bad.write_text(yaml.safe_dump({"parameters": {"train.lr": [1]}, "typo": 1}))
+    bad.write_text(yaml.safe_dump({"parameters": {"grpo.lr": [1]}, "typo": 1}))
     with pytest.raises(ConfigError, match="typo"):
         load_spec(bad)
     with pytest.raises(ConfigError, match="not found"):
@@ -86,23 +86,23 @@ def test_spec_errors_name_the_field(tmp_path):
 
 
 def test_check_trials_names_the_bad_trial():
-    spec = SweepSpec.model_validate({"parameters": {"train.lr": [1.0e-5, -1.0]}})
-    with pytest.raises(ConfigError, match=r"trial-1 .*train.lr"):
+    spec = SweepSpec.model_validate({"parameters": {"grpo.lr": [1.0e-5, -1.0]}})
+    with pytest.raises(ConfigError, match=r"trial-1 .*grpo.lr"):
         check_trials("tiny-cpu", [], expand(spec))
     good = expand(_spec())
     check_trials("tiny-cpu", [], good)
     cfg = load_config("tiny-cpu", good[5].overrides)
-    assert cfg.train.lr == 3e-5 and cfg.train.group_size == 16
+    assert cfg.grpo.lr == 3e-5 and cfg.grpo.group_size == 16
 
 
 def test_winner_by_goal_ties_and_missing_metrics():
     spec = _spec(metric="eval/val/overall/accuracy")
     results = [
-        TrialResult(0, {"train.lr": 1e-5}, {"eval/val/overall/accuracy": 0.4}, 10.0),
-        TrialResult(1, {"train.lr": 3e-5}, {"eval/val/overall/accuracy": 0.6}, 12.5),
-        TrialResult(2, {"train.lr": 5e-5}, {"eval/val/overall/accuracy": 0.6}, 11.0),  # tie: 1 wins
-        TrialResult(3, {"train.lr": 7e-5}, {"other": 1.0}, 3.0),  # failed to report the metric
-        TrialResult(4, {"train.lr": 9e-5}, {"eval/val/overall/accuracy": float("nan")}, 3.0),
+        TrialResult(0, {"grpo.lr": 1e-5}, {"eval/val/overall/accuracy": 0.4}, 10.0),
+        TrialResult(1, {"grpo.lr": 3e-5}, {"eval/val/overall/accuracy": 0.6}, 12.5),
+        TrialResult(2, {"grpo.lr": 5e-5}, {"eval/val/overall/accuracy": 0.6}, 11.0),  # tie: 1 wins
+        TrialResult(3, {"grpo.lr": 7e-5}, {"other": 1.0}, 3.0),  # failed to report the metric
+        TrialResult(4, {"grpo.lr": 9e-5}, {"eval/val/overall/accuracy": float("nan")}, 3.0),
     ]
     assert pick_winner(spec, results).index == 1
     low = _spec(metric="eval/val/overall/accuracy", goal="minimize")
@@ -114,21 +114,21 @@ def test_winner_by_goal_ties_and_missing_metrics():
 def test_summary_table_lists_settings_metric_time_and_winner():
     spec = _spec(metric="eval/val/overall/accuracy")
     results = [
-        TrialResult(1, {"train.lr": 3e-5, "train.group_size": 8}, {spec.metric: 0.625}, 12.54),
-        TrialResult(0, {"train.lr": 1e-5, "train.group_size": 4}, {spec.metric: 0.5}, 10.0),
+        TrialResult(1, {"grpo.lr": 3e-5, "grpo.group_size": 8}, {spec.metric: 0.625}, 12.54),
+        TrialResult(0, {"grpo.lr": 1e-5, "grpo.group_size": 4}, {spec.metric: 0.5}, 10.0),
     ]
     rows = summary_rows(spec, results, winner=1)
     assert [r["trial"] for r in rows] == [0, 1]
     assert rows[1] == {
         "trial": 1,
-        "train.lr": 3e-5,
-        "train.group_size": 8,
+        "grpo.lr": 3e-5,
+        "grpo.group_size": 8,
         "eval/val/overall/accuracy": 0.625,
         "seconds": 12.5,
         "winner": True,
     }
     table = format_table(rows).splitlines()
-    assert table[0].startswith("| trial | train.lr") and "seconds" in table[0]
+    assert table[0].startswith("| trial | grpo.lr") and "seconds" in table[0]
     assert "3e-05" in table[3] and "0.625" in table[3] and "**winner**" in table[3]
     assert "**winner**" not in table[2]
 

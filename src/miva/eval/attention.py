@@ -268,7 +268,7 @@ def diagnose(
 
 def diagnose_run(run, sets: Sequence[Any], cfg: Any) -> None:
     """The eval hook: load `run.model` once with eager attention, analyse the first
-    trajectory of up to `eval.attention_max_items` items per set, and add the metrics
+    trajectory of up to `evaluate.attention_max_items` items per set, and add the metrics
     (`<set>/attention/...`) and the report curve (`run.attention[<set>]`) to the run."""
     import torch
 
@@ -283,7 +283,7 @@ def diagnose_run(run, sets: Sequence[Any], cfg: Any) -> None:
         max_pixels=cfg.model.max_pixels,
         attn_implementation="eager",
     )
-    cap = cfg.eval.attention_max_items
+    cap = cfg.evaluate.attention_max_items
     for es in sets:
         samples = es.samples if cap is None else es.samples[:cap]
         trajs = [run.trajectories[(es.name, s.id)] for s in samples]

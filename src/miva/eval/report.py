@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from miva.eval.runner import EvalResult, ItemRecord
+from miva.eval.results import EvalResult, ItemRecord
 
 GALLERY_PER_KIND = 4
 THUMB = 160
@@ -162,7 +162,7 @@ def accuracy_by_turns(records: list[ItemRecord], title: str) -> str | None:
 
 def _boxes(sample, prediction: str | None) -> tuple[dict[int, list], dict[int, list]]:
     """Gold boxes (evidence) and predicted boxes per 1-based image, dataset pixels."""
-    from miva.rl.rewards.accuracy import parse_box, parse_image_box
+    from miva.scoring import parse_box, parse_image_box
 
     gold: dict[int, list] = defaultdict(list)
     for e in sample.evidence:
@@ -261,7 +261,7 @@ def _gallery_item(result: EvalResult, r: ItemRecord, baseline: ItemRecord | None
 
 
 def _attention_section(result: EvalResult, set_name: str) -> list[str]:
-    """The attention-to-image plot (`eval.attention_diagnostics`), when the run has one."""
+    """The attention-to-image plot (`evaluate.attention_diagnostics`), when the run has one."""
     from miva.eval.attention import attention_plot
 
     runs = [r for r in (result.main, result.baseline) if r is not None]

@@ -11,9 +11,9 @@ A sweep file (YAML) lists config keys and the values to try:
     # seed: 0
     parallelism: 2               # trials running at once (dsl.ParallelFor parallelism)
     parameters:
-      train.lr: [1.0e-5, 3.0e-5]
-      train.group_size: [4, 8]
-    fixed: [train.steps=20]      # overrides every trial shares (optional)
+      grpo.lr: [1.0e-5, 3.0e-5]
+      grpo.group_size: [4, 8]
+    fixed: [grpo.steps=20]      # overrides every trial shares (optional)
 
 Each trial is a list of `key=value` overrides (the strings `--set` takes) on top of the
 preset and the run's own overrides. Trials train with GRPO and are evaluated on the

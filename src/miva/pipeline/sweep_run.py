@@ -8,7 +8,8 @@
               sweep's parent run), the winner's overrides for the test split and its model
 
 After `select` the main DAG's own `evaluate` (test split, against the starting model) and
-`register` run once, on the winner only.
+`register` run once, on the winner only. `miva.pipeline.local.run_sweep_local` runs the
+whole sweep DAG through kfp.local.
 
 MLflow layout: sweep parent run (the pipeline run, tagged `miva.sweep`) -> one run per
 trial (`miva.run_kind` = trial; params = the trial's settings; metrics = its validation
@@ -24,11 +25,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from miva.errors import ConfigError, MivaError
-from miva.pipeline.stage import encode_overrides, parse_overrides
+from miva.pipeline.artifacts import encode_overrides, parse_overrides
 from miva.pipeline.sweep import (
     SweepSpec,
     Trial,
@@ -45,7 +45,7 @@ TAG_SWEEP = "miva.sweep"
 TAG_TRIAL = "miva.trial"
 SUMMARY_FILE = "sweep_summary.md"
 # Stages that run once before the trials: a sweep cannot vary their settings.
-SHARED_SECTIONS = ("data", "validate", "sft", "model")
+SHARED_SECTIONS = ("synthesize", "validate", "sft", "model")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def spec_from_json(text: str) -> SweepSpec:
 
 
 def split_override(split: str) -> str:
-    return f"eval.splits=[{split}]"
+    return f"evaluate.splits=[{split}]"
 
 
 def trial_overrides(base: list[str], trial: Trial, split: str) -> list[str]:
@@ -74,14 +74,14 @@ def plan_sweep(
     preset: str, overrides: str, sweep: str, image_registry: str = "", image_tag: str = ""
 ) -> SweepPlan:
     """Expand the sweep, check every trial's config, and decide SFT and images."""
-    from miva.pipeline.stage import plan
+    from miva.pipeline.artifacts import plan
 
     spec = spec_from_json(sweep)
     shared = [k for k in spec.parameters if k.split(".", 1)[0] in SHARED_SECTIONS]
     if shared:
         raise ConfigError(
             f"sweep {spec.name!r}: {shared} belong to stages that run once before the trials "
-            f"({', '.join(SHARED_SECTIONS)}); sweep GRPO (train.*), agent.*, reward.* or eval.* keys"
+            f"({', '.join(SHARED_SECTIONS)}); sweep grpo.*, agent.*, reward.* or evaluate.* keys"
         )
     base = parse_overrides(overrides)
     trials = expand(spec)
@@ -103,10 +103,12 @@ def plan_sweep(
 def _tag_parent(preset: str, overrides: str, spec: SweepSpec) -> None:
     from mlflow import MlflowClient
 
-    from miva.pipeline.stage import resolve
+    from miva.pipeline.artifacts import resolve
     from miva.registry.tracking import configure, resolve_parent, tracking_call
 
     cfg = resolve(preset, overrides)
+    if not cfg.registry.track_runs:
+        return
     configure(cfg)
     parent = resolve_parent(cfg, create=True)
     client = MlflowClient()
@@ -120,10 +122,15 @@ def _tag_parent(preset: str, overrides: str, spec: SweepSpec) -> None:
 
 
 @contextmanager
-def trial_run(cfg, index: int, settings: dict[str, Any]) -> Iterator[str]:
+def trial_run(cfg, index: int, settings: dict[str, Any]) -> Iterator[str | None]:
     """The trial's MLflow run, a child of the sweep's parent run; the stages run inside it
-    are its children ($MIVA_PARENT_RUN_ID points at it meanwhile)."""
+    are its children ($MIVA_PARENT_RUN_ID points at it meanwhile). Yields None when
+    `registry.track_runs` is off."""
+    if not cfg.registry.track_runs:
+        yield None
+        return
     from mlflow import MlflowClient
+    from mlflow.entities import Param
 
     from miva.registry.tracking import (
         KFP_RUN_ENV,
@@ -153,9 +160,7 @@ def trial_run(cfg, index: int, settings: dict[str, Any]) -> Iterator[str]:
         tags=tags,
     )
     run_id = run.info.run_id
-    from mlflow.entities import Param
-
-    params = [Param(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in settings.items()]
+    params = [Param(k, v if isinstance(v, str) else json.dumps(v)) for k, v in settings.items()]
     tracking_call(cfg, "log the trial settings", client.log_batch, run_id, params=params)
     saved = os.environ.get(PARENT_ENV)
     os.environ[PARENT_ENV] = run_id
@@ -174,6 +179,7 @@ def trial_run(cfg, index: int, settings: dict[str, Any]) -> Iterator[str]:
 
 
 def run_trial(
+    cfg,
     preset: str,
     overrides: str,
     index: int,
@@ -188,14 +194,11 @@ def run_trial(
     start_model_uri: str | None = None,
     model_uri: str = "",
 ) -> TrialResult:
-    """GRPO with the trial's overrides, then `miva eval` on its validation split (no
-    baseline: trials are compared with each other), timed, in the trial's MLflow run."""
-    from mlflow import MlflowClient
+    """The grpo stage with the trial's config `cfg` (a TrainJob when multi-node), then the
+    evaluate stage on its validation split without a baseline (trials are compared with
+    each other), timed, in the trial's MLflow run."""
+    from miva import stages
 
-    from miva.pipeline import stage
-    from miva.registry.tracking import metric_key, tracking_call
-
-    cfg = stage.resolve(preset, overrides)
     t0 = time.perf_counter()
     with trial_run(cfg, index, settings) as run_id:
         if cfg.pipeline.num_nodes > 1:
@@ -212,23 +215,27 @@ def run_trial(
                 local_out=model_out,
             )
         else:
-            args = ["--dataset", dataset, "--out", model_out]
-            if start_model is not None:
-                args += ["--model", start_model]
-            stage.run_stage("train", preset, overrides, args)
-        eval_args = ["--model", model_out, "--dataset", dataset, "--out", results_out]
-        stage.run_stage("eval", preset, overrides, eval_args, datasets=[(dataset, "eval")])
+            stages.grpo(cfg, dataset, model_out, start_model, progress=False)
+        scored = stages.evaluate(
+            cfg, model_out, results_out, dataset=dataset, benchmarks={}, baseline=None
+        )
         seconds = time.perf_counter() - t0
-        metrics = stage.eval_metrics(results_out)
-        logged = {metric_key(k): v for k, v in metrics.items()}
-        logged["sweep/seconds"] = seconds
-        client = MlflowClient()
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, 0) for k, v in logged.items()]
-        tracking_call(cfg, "log the trial metrics", client.log_batch, run_id, metrics=batch)
+        metrics = dict(scored.metrics)
+        if run_id is not None:
+            _log_trial_metrics(cfg, run_id, {**metrics, "sweep/seconds": seconds})
     return TrialResult(index, settings, metrics, seconds, model_uri or model_out)
+
+
+def _log_trial_metrics(cfg, run_id: str, metrics: dict[str, float]) -> None:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    from miva.metric_names import metric_key
+    from miva.registry.tracking import tracking_call
+
+    now = int(time.time() * 1000)
+    batch = [Metric(metric_key(k), float(v), now, 0) for k, v in metrics.items()]
+    tracking_call(cfg, "log the trial metrics", MlflowClient().log_batch, run_id, metrics=batch)
 
 
 # ----------------------------------------------------------------------------- selection
@@ -264,10 +271,12 @@ def select(preset: str, overrides: str, sweep: str, results: list[str]) -> Selec
 def _log_summary(preset, overrides, spec: SweepSpec, rows, table: str, winner: TrialResult):
     from mlflow import MlflowClient
 
-    from miva.pipeline.stage import resolve
-    from miva.registry.tracking import configure, metric_key, resolve_parent, tracking_call
+    from miva.pipeline.artifacts import resolve
+    from miva.registry.tracking import configure, resolve_parent, tracking_call
 
     cfg = resolve(preset, overrides)
+    if not cfg.registry.track_runs:
+        return
     configure(cfg)
     parent = resolve_parent(cfg, create=True)
     client = MlflowClient()
@@ -275,35 +284,17 @@ def _log_summary(preset, overrides, spec: SweepSpec, rows, table: str, winner: T
         cfg, "log the sweep summary", client.log_text, parent, table, f"sweep/{SUMMARY_FILE}"
     )
     tracking_call(cfg, "log the sweep trials", client.log_dict, parent, rows, "sweep/trials.json")
-    value = winner.metrics.get(spec.metric)
+    tags = {"miva.sweep.winner": f"trial-{winner.index}", "miva.sweep.metric": spec.metric}
+    for key, text in tags.items():
+        tracking_call(cfg, "tag the winner", client.set_tag, parent, key, text)
     tracking_call(
-        cfg, "tag the winner", client.set_tag, parent, "miva.sweep.winner", f"trial-{winner.index}"
+        cfg,
+        "log the winner's metric",
+        client.log_metric,
+        parent,
+        "sweep/best",
+        float(winner.metrics[spec.metric]),
     )
-    if value is not None:
-        tracking_call(
-            cfg,
-            "log the winner's metric",
-            client.log_metric,
-            parent,
-            metric_key(f"sweep/winner/{spec.metric}"),
-            float(value),
-        )
     tracking_call(
         cfg, "log the trial count", client.log_metric, parent, "sweep/trials", float(len(rows))
     )
-
-
-# ----------------------------------------------------------------------------- local run
-
-
-def run_sweep_local(cfg, preset: str, overrides: list[str], spec: SweepSpec, pipeline_root=None):
-    """The sweep DAG through kfp.local (like `miva pipeline local`); returns the run folder
-    and the summary table the select step wrote."""
-    from miva.pipeline.dag import build_sweep
-    from miva.pipeline.local import run_local
-
-    pipeline = build_sweep(cfg, preset, overrides, spec)
-    summary = run_local(cfg, preset, overrides, pipeline_root=pipeline_root, pipeline=pipeline)
-    tables = sorted(Path(summary.run_dir).rglob("summary"), key=lambda p: p.stat().st_mtime)
-    summary.sweep_table = tables[-1].read_text() if tables else ""
-    return summary

@@ -77,7 +77,7 @@ def load_benchmark(
     name: str, path: str | Path, limit: int | None = None
 ) -> tuple[Benchmark, Converted]:
     """Read a benchmark folder (local or s3://) in its native layout."""
-    from miva.data.io import localize
+    from miva.storage import localize
 
     bench = get_benchmark(name)
     folder = localize(path)

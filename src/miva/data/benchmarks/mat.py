@@ -44,7 +44,7 @@ from miva.data.benchmarks.base import (
 )
 from miva.data.schema import Sample
 from miva.errors import DataError
-from miva.eval.metrics import cjk_spaced, mean, per_group_means
+from miva.scoring import cjk_spaced, exact_match, mean, per_group_means, token_f1
 
 
 def references(raw: Any) -> list[str]:
@@ -66,8 +66,6 @@ def f1_em(prediction: str | None, refs: Sequence[str]) -> tuple[float, float]:
     >>> f1_em("北京", ["北京市", "Beijing"])  # 2 shared of 2 predicted, 3 reference chars
     (0.8, 0.0)
     """
-    from miva.rl.rewards.accuracy import exact_match, token_f1
-
     if prediction is None or not prediction.strip():
         return 0.0, 0.0
     pred = cjk_spaced(prediction)

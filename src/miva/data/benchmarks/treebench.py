@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from miva.data.benchmarks.base import (
+    AnswerReader,
     Benchmark,
     Converted,
     ItemScore,
@@ -45,7 +46,7 @@ from miva.data.benchmarks.base import (
 from miva.data.benchmarks.choice import split_inline_options
 from miva.data.schema import CHOICE_LETTERS, Evidence, Sample
 from miva.errors import DataError
-from miva.eval.metrics import mean, per_group_means
+from miva.scoring import box_iou, mean, parse_box, per_group_means
 
 FILE = "TreeBench.tsv"
 COLUMNS = ["index", "image", "question", "multi-choice options", "answer", "category"]
@@ -83,8 +84,6 @@ def parse_prediction(text: str | None) -> tuple[str | None, list[tuple[float, ..
     >>> parse_prediction("I cannot tell")
     (None, [])
     """
-    from miva.rl.rewards.accuracy import parse_box
-
     if not text:
         return None, []
     match = _LETTER.match(text)
@@ -104,8 +103,6 @@ def mean_best_iou(
     >>> round(mean_best_iou([[1, 1, 3, 3]], [[0, 0, 2, 2], [10, 10, 12, 12]]), 4)
     0.0714
     """
-    from miva.rl.rewards.accuracy import box_iou
-
     if not targets:
         return 0.0
     return mean(max((box_iou(t, p) for p in predicted), default=0.0) for t in targets)
@@ -167,17 +164,15 @@ class TreeBench(Benchmark):
         )
 
     def prediction_from_model(
-        self, text: str | None, sample: Sample, family: str, frames: Sequence[Any]
+        self, text: str | None, sample: Sample, reader: AnswerReader
     ) -> str | None:
-        """The letter and the boxes, boxes from model coordinates to dataset pixels."""
-        from miva.agent.coords import from_model
-
+        """The letter and the boxes, boxes from model coordinates to dataset pixels (a box
+        the reader cannot place is dropped)."""
         letter, boxes = parse_prediction(text)
         if letter is None and not boxes:
             return None
-        if frames:
-            boxes = [tuple(from_model(b, frames[0], family)) for b in boxes]
-        return format_prediction(letter, boxes)
+        pixels = [p for b in boxes if (p := reader.box(b, 1)) is not None]
+        return format_prediction(letter, pixels)
 
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
         letter, boxes = parse_prediction(None if prediction is None else str(prediction))

@@ -41,7 +41,7 @@ from miva.data.benchmarks.base import (
 )
 from miva.data.schema import Sample
 from miva.errors import DataError
-from miva.eval.metrics import mean, per_group_means
+from miva.scoring import exact_match, mean, normalize_text, per_group_means, token_f1
 
 SPLITS = ("easy", "medium", "hard")
 _WORDS = (
@@ -57,8 +57,6 @@ def answer_words(text: str) -> list[str]:
     >>> answer_words("The Eight.")
     ['8']
     """
-    from miva.rl.rewards.accuracy import normalize_text
-
     return [NUMBER_WORDS.get(w, w) for w in normalize_text(text).split()]
 
 
@@ -142,8 +140,6 @@ class VisualProbe(Benchmark):
         )
 
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
-        from miva.rl.rewards.accuracy import exact_match, token_f1
-
         text = "" if prediction is None else str(prediction)
         valid = text.strip() != ""
         hit = valid and rule_match(text, str(sample.answer))
