@@ -17,6 +17,7 @@ TF_PLUGIN_DIR ?= /opt/tf-plugins
 IMAGE_REGISTRY ?= ghcr.io/miva-project
 PLATFORM ?= linux/amd64
 PIPELINE_YAML ?= pipeline.yaml
+SWEEP ?= configs/sweeps/grpo-lr.yaml
 WAIT ?=
 IMAGE_SETS = $(if $(IMAGE_TAG),--set pipeline.image_registry=$(IMAGE_REGISTRY) --set pipeline.image_tag=$(IMAGE_TAG))
 # GPU check: wheels built here (make gpu-wheels), installed on the GPU machine (make gpu-check)
@@ -27,7 +28,7 @@ GPU_CHECK_OUT ?= gpu-check.json
 
 .PHONY: help setup system-deps run test test-slow lint format docs docs-build bench \
         scan-tools infra-validate infra-plan infra-apply infra-destroy \
-        pipeline-compile pipeline-run images clean gpu-wheels gpu-check
+        pipeline-compile pipeline-run pipeline-sweep images clean gpu-wheels gpu-check
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -109,6 +110,9 @@ pipeline-compile: setup ## compile the Kubeflow pipeline to PIPELINE_YAML (PRESE
 
 pipeline-run: setup ## compile and submit to KFP_HOST (KFP_TOKEN/KFP_COOKIES for auth; WAIT=1 follows the run)
 	$(VENV)/bin/miva pipeline run -c $(PRESET) --output $(PIPELINE_YAML) $(IMAGE_SETS) $(if $(WAIT),--wait) $(ARGS)
+
+pipeline-sweep: setup ## run the sweep file SWEEP through kfp.local on PRESET (on a cluster: miva pipeline run --sweep)
+	$(VENV)/bin/miva pipeline sweep -c $(PRESET) --sweep $(SWEEP) $(ARGS)
 
 images: ## build and push miva-base and miva-gpu with docker buildx (IMAGE_REGISTRY=...); tag = version-commit, digests to images/tags.env
 	@set -euo pipefail; \

@@ -22,16 +22,22 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "miva"
 # entry -> (why a tiny run does not log it, a source fragment that names it)
 NOT_REACHED = {
     "rollout/tool_calls/<tool>": ("the random tiny policy calls no tool", 'f"rollout/tool_calls/'),
-    "eval/<set>/<task>/f1": ("text answers (MAT)", 'for key in ("f1", "em")'),
-    "eval/<set>/<task>/em": ("text answers (MAT)", 'for key in ("f1", "em")'),
-    "eval/<set>/overall/macro_accuracy": (
-        "multiple-choice benchmarks",
-        '"overall/macro_accuracy"',
+    "eval/<set>/attention/image_share/<group>": (
+        "the attention pass needs a model's trajectories; tests/eval/test_attention.py runs it",
+        'PREFIX = "attention/image_share"',
     ),
-    "eval/<set>/overall/micro_accuracy": (
-        "multiple-choice benchmarks",
-        '"overall/micro_accuracy"',
+    "eval/<set>/attention/image_share/layer_<layer>/<group>": (
+        "as above",
+        'f"{PREFIX}/layer_{layer}/{name}"',
     ),
+    "eval/<set>/attention/items": ("as above", '"attention/items"'),
+    "eval/<set>/attention/items_with_image_tools": (
+        "as above",
+        '"attention/items_with_image_tools"',
+    ),
+    "sweep/seconds": ("a sweep run (tests/pipeline/test_sweep_local.py, slow)", '"sweep/seconds"'),
+    "sweep/trials": ("a sweep run", '"sweep/trials"'),
+    "sweep/best": ("a sweep run", '"sweep/best"'),
 }
 
 TINY = [
@@ -91,6 +97,7 @@ def _run_stages(tmp: Path) -> set[str]:
     from miva.eval.runner import run_eval
     from tests.eval.test_mc_bench import _folder as mc_folder
     from tests.eval.test_mig_bench import _folder as mig_folder
+    from tests.eval.test_newer_benchmarks import _mmsi_folder, _probe_folder, _tree_folder
     from tests.eval.test_runner import _dataset, _factory, _policy
 
     cfg = load_config("tiny-cpu", TINY)
@@ -109,7 +116,14 @@ def _run_stages(tmp: Path) -> set[str]:
         sampled,
         "main",
         dataset=str(ds),
-        benches={"mig-bench": str(mig_folder(tmp)), "mc-bench": str(mc_folder(tmp))},
+        benches={
+            "mig-bench": str(mig_folder(tmp)),
+            "mc-bench": str(mc_folder(tmp)),
+            # choice (micro/macro accuracy), text answers (em, f1), boxes with letters
+            "mmsi-bench": str(_mmsi_folder(tmp / "mmsi")),
+            "visualprobe": str(_probe_folder(tmp / "probe")),
+            "treebench": str(_tree_folder(tmp / "tree")),
+        },
         baseline="base",
         generate_factory=_factory(_policy),
     )

@@ -920,6 +920,28 @@ class EvaluateConfig(Section):
         description="Folder for metrics.json, predictions.parquet, summary.json and "
         "report.html (local path or s3:// URI).",
     )
+    attention_diagnostics: bool = Field(
+        False,
+        description=(
+            "After sampling, run one extra forward pass with eager attention over the finished "
+            "trajectories and measure, for every generated token, the share of attention mass "
+            "on image tokens (averaged over heads; per layer and averaged over layers), split "
+            "into tokens before the first tool call and after each tool result that brought "
+            "new images. Logged as eval/<set>/attention/image_share/... and plotted in the "
+            "report. Sampling is unchanged. Default off: the pass costs about one forward per "
+            "trajectory with a full attention matrix per layer (O(length^2) memory for one "
+            "layer at a time). Turn on to check IMAgent's observation (Wang et al., 2025) that "
+            "attention to the image fades as reasoning grows and that look-again tools restore it."
+        ),
+    )
+    attention_max_items: int | None = Field(
+        64,
+        ge=1,
+        description=(
+            "Items per set (first trajectory each) analysed by attention_diagnostics; None for "
+            "all. 64 gives a stable mean at modest cost; raise it for per-task breakdowns."
+        ),
+    )
     trace_samples: int = Field(
         8,
         ge=0,
@@ -1144,6 +1166,10 @@ class StorageConfig(Section):
     )
 
 
+# The label Kueue reads on a pod or job to put it in a LocalQueue (pipeline.kueue_queue).
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
 class PipelineConfig(Section):
     """The Kubeflow Pipelines DAG: images, GPU scheduling, secrets, submission, multi-node GRPO."""
 
@@ -1179,6 +1205,18 @@ class PipelineConfig(Section):
         ge=1,
         description="Nodes for GRPO; more than 1 submits a Kubeflow Trainer TrainJob that runs "
         "`miva grpo` under torchrun.",
+    )
+    kueue_queue: str | None = Field(
+        None,
+        description=(
+            "Kueue LocalQueue (in pipeline.namespace) that GPU work queues in: every GPU "
+            "pipeline pod (sft, grpo, evaluate, sweep trials) and the multi-node GRPO TrainJob "
+            "carry the label kueue.x-k8s.io/queue-name=<this> and wait until the ClusterQueue's "
+            "quota admits them. Default None: no label, pods go straight to the scheduler. "
+            "infra/k8s/components/kueue installs the queue `miva-gpu` (docs/queues-and-sweeps.md)."
+        ),
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
     )
     trainer_runtime: str = Field(
         "miva-torch-distributed",

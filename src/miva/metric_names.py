@@ -254,6 +254,32 @@ GLOSSARY: tuple[Metric, ...] = (
         _EVAL,
         "Acc@0.5 over items (MIG-Bench's headline is the macro mean).",
     ),
+    Metric(
+        "eval/<set>/overall/<family>_accuracy",
+        _EVAL,
+        "Accuracy over the items of one category family (TreeBench: perception, reasoning).",
+    ),
+    # ------------------------------------------------------------------ evaluate: attention
+    Metric(
+        "eval/<set>/attention/image_share/<group>",
+        _EVAL,
+        "Share of attention mass on image tokens while the model writes a token (rows of the "
+        "generating position, mean over heads and layers), averaged over the group's tokens per "
+        "trajectory, then over trajectories; <group>: all, before_tools, after_tools (after tool "
+        "results that brought images), after_tool_<k>, after_text_tools "
+        "(evaluate.attention_diagnostics).",
+    ),
+    Metric(
+        "eval/<set>/attention/image_share/layer_<layer>/<group>",
+        _EVAL,
+        "The same at one decoder layer (mean over heads); <group>: all, before_tools, after_tools.",
+    ),
+    Metric("eval/<set>/attention/items", _EVAL, "Trajectories the attention pass analysed."),
+    Metric(
+        "eval/<set>/attention/items_with_image_tools",
+        _EVAL,
+        "Of those, trajectories with at least one tool result that brought new images.",
+    ),
     # ------------------------------------------------------------------ evaluate: the agent
     Metric(
         "eval/<set>/<task>/tool_call_rate/<tool>",
@@ -275,6 +301,18 @@ GLOSSARY: tuple[Metric, ...] = (
         "The same eval/ metric for the baseline model on the same items.",
     ),
     Metric("delta/<eval metric>", _EVAL, "eval/ minus baseline/ for the same metric."),
+    # ------------------------------------------------------------------ sweeps
+    Metric(
+        "sweep/seconds",
+        "sweep_trial",
+        "Wall time of one sweep trial: its GRPO and its evaluation on the validation split.",
+    ),
+    Metric("sweep/trials", "sweep_select", "Trials of the sweep (on the sweep's parent run)."),
+    Metric(
+        "sweep/best",
+        "sweep_select",
+        "The winning trial's value of the sweep metric (tag miva.sweep.metric names it).",
+    ),
 )
 
 _MIRRORS = ("baseline/", "delta/")

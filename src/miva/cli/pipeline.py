@@ -1,5 +1,5 @@
-"""`miva pipeline local|compile|run`: the DAG on this machine (kfp.local), compiled to a
-pipeline YAML, or submitted to Kubeflow Pipelines."""
+"""`miva pipeline local|compile|run|sweep`: the DAG on this machine (kfp.local), compiled to
+a pipeline YAML, or submitted to Kubeflow Pipelines; with `--sweep FILE` the sweep DAG."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ import argparse
 
 from miva.cli.base import Command, shorthand
 from miva.config import MivaConfig
+from miva.errors import ConfigError
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["local", "compile", "run"])
+    p.add_argument(
+        "action",
+        choices=["local", "compile", "run", "sweep"],
+        help="local: the DAG through kfp.local; compile / run: YAML / submit to Kubeflow; "
+        "sweep: the sweep DAG of --sweep through kfp.local",
+    )
+    p.add_argument(
+        "--sweep",
+        help="sweep file (YAML, see miva.pipeline.sweep): `sweep` runs it locally; with "
+        "compile / run the sweep DAG is compiled / submitted instead of the main DAG",
+    )
     p.add_argument(
         "--output", default="pipeline.yaml", help="compiled pipeline YAML (compile, run)"
     )
@@ -29,16 +40,30 @@ def _args(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace, cfg: MivaConfig) -> int:
     # The config (preset + overrides) was validated by load_config before this runs, so a
     # bad key fails here, naming the key, before anything is compiled or submitted.
-    if args.action == "local":
-        from miva.pipeline.local import run_local
+    sweep = None
+    if args.sweep:
+        from miva.pipeline.sweep import load_spec
 
-        summary = run_local(cfg, args.config, args.overrides, pipeline_root=args.pipeline_root)
+        sweep = load_spec(args.sweep)
+    elif args.action == "sweep":
+        raise ConfigError("`miva pipeline sweep` needs --sweep FILE (a sweep YAML)")
+    if args.action in ("local", "sweep"):
+        if sweep is not None:
+            from miva.pipeline.local import run_sweep_local
+
+            summary = run_sweep_local(
+                cfg, args.config, args.overrides, sweep, pipeline_root=args.pipeline_root
+            )
+        else:
+            from miva.pipeline.local import run_local
+
+            summary = run_local(cfg, args.config, args.overrides, pipeline_root=args.pipeline_root)
         print()
         print(summary.render())
         return 0
     from miva.pipeline.submit import compile_pipeline
 
-    package = compile_pipeline(cfg, args.config, args.overrides, args.output)
+    package = compile_pipeline(cfg, args.config, args.overrides, args.output, sweep=sweep)
     print(f"compiled {package}")
     if args.action == "compile":
         return 0
@@ -57,5 +82,10 @@ def _run(args: argparse.Namespace, cfg: MivaConfig) -> int:
 
 
 COMMANDS = (
-    Command("pipeline", "run the DAG locally, compile it, or submit it to Kubeflow", _args, _run),
+    Command(
+        "pipeline",
+        "run the DAG (or a sweep) locally, compile it, or submit it to Kubeflow",
+        _args,
+        _run,
+    ),
 )

@@ -260,6 +260,24 @@ def _gallery_item(result: EvalResult, r: ItemRecord, baseline: ItemRecord | None
     )
 
 
+def _attention_section(result: EvalResult, set_name: str) -> list[str]:
+    """The attention-to-image plot (`evaluate.attention_diagnostics`), when the run has one."""
+    from miva.eval.attention import attention_plot
+
+    runs = [r for r in (result.main, result.baseline) if r is not None]
+    curves = {r.model: r.attention.get(set_name, {}) for r in runs}
+    plot = attention_plot(curves, f"{set_name}: attention to image tokens")
+    if plot is None:
+        return []
+    return [
+        "<h3>Attention to the image</h3><p>Share of attention mass on image tokens while "
+        "the model writes each token (mean over heads and layers), by the token's position "
+        "among generated tokens: before the first tool call, and after tool results that "
+        "brought new images.</p>",
+        _img_tag(plot, "attention to image tokens"),
+    ]
+
+
 def _short(args: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in args.items())[:80]
 
@@ -334,6 +352,7 @@ def render(result: EvalResult) -> str:
         plot = accuracy_by_turns(records, f"{es.name}: correct by turns")
         if plot:
             parts.append(_img_tag(plot, "accuracy by turns"))
+        parts.extend(_attention_section(result, es.name))
         if plots[1] is None:
             parts.append("<p>No tool was available or called on this set.</p>")
         if es.skipped:

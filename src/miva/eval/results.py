@@ -57,6 +57,7 @@ class ModelRun:
     records: list[ItemRecord]
     trajectories: dict[tuple[str, str], Trajectory]  # (set, sample id) -> first trajectory
     samples: dict[tuple[str, str], Sample]
+    attention: dict[str, dict] = field(default_factory=dict)  # set -> curve (eval/attention.py)
 
 
 @dataclass

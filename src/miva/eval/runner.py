@@ -307,4 +307,9 @@ def run_eval(
     base = None
     if baseline:
         base = evaluate(sets, generate_factory(baseline, cfg, ecfg.greedy), baseline, n)
+    if ecfg.attention_diagnostics:
+        from miva.eval.attention import diagnose_run
+
+        for run in filter(None, (main, base)):
+            diagnose_run(run, sets, cfg)
     return combine(main, base, sets)

@@ -14,7 +14,7 @@ kfp.local (which cannot resolve `dsl.OneOf` artifacts) runs the same DAG as a cl
 
 from kfp import dsl, kubernetes
 
-from miva.config import MivaConfig
+from miva.config import KUEUE_QUEUE_LABEL, MivaConfig
 from miva.pipeline.artifacts import encode_overrides
 from miva.pipeline.components import (
     configure,
@@ -34,41 +34,49 @@ PIPELINE_NAME = "miva"
 RUN_ID_FIELD = "metadata.labels['pipeline/runid']"
 
 
+def place(
+    task: dsl.PipelineTask, p, name: str, image, *, gpu: bool = False, network: bool = False
+) -> dsl.PipelineTask:
+    """Name, KFP ids, image, secrets and (GPU stages) scheduling from `p` (cfg.pipeline),
+    including the Kueue queue label when `p.kueue_queue` is set; the main DAG and the
+    sweep DAG (`miva.pipeline.sweep_dag`) place every task with it.
+
+    kfp.local keeps the name and `$KFP_TASK_NAME` and ignores the rest.
+    """
+    task.set_display_name(name).set_env_variable("KFP_TASK_NAME", name)
+    kubernetes.use_field_path_as_env(task, env_name="KFP_RUN_ID", field_path=RUN_ID_FIELD)
+    task.set_container_image(image)
+    for secret, keys, optional in secret_env(p):
+        kubernetes.use_secret_as_env(
+            task, secret, secret_key_to_env={k: k for k in keys}, optional=optional
+        )
+    if network and p.retries:
+        task.set_retry(num_retries=p.retries, backoff_duration="30s", backoff_factor=2.0)
+    if gpu and p.gpu_count:
+        task.set_accelerator_type(p.gpu_type).set_accelerator_limit(p.gpu_count)
+        kubernetes.add_toleration(
+            task, key=p.gpu_toleration, operator="Exists", effect="NoSchedule"
+        )
+        for key, value in p.gpu_node_selector.items():
+            kubernetes.add_node_selector(task, label_key=key, label_value=value)
+        kubernetes.empty_dir_mount(
+            task,
+            volume_name="dshm",
+            mount_path="/dev/shm",
+            medium="Memory",
+            size_limit=p.shm_size,
+        )
+        if p.kueue_queue:
+            kubernetes.add_pod_label(task, label_key=KUEUE_QUEUE_LABEL, label_value=p.kueue_queue)
+    return task
+
+
 def build_pipeline(cfg: MivaConfig, preset: str, overrides: list[str] | tuple[str, ...] = ()):
     """The pipeline function, with the parameter defaults and cluster settings of `cfg`."""
     p = cfg.pipeline
 
-    def on_cluster(
-        task: dsl.PipelineTask, name: str, image, *, gpu: bool = False, network: bool = False
-    ):
-        """Name, KFP ids, image, secrets and (GPU stages) scheduling.
-
-        kfp.local keeps the name and `$KFP_TASK_NAME` and ignores the rest.
-        """
-        task.set_display_name(name).set_env_variable("KFP_TASK_NAME", name)
-        kubernetes.use_field_path_as_env(task, env_name="KFP_RUN_ID", field_path=RUN_ID_FIELD)
-        task.set_container_image(image)
-        for secret, keys, optional in secret_env(p):
-            kubernetes.use_secret_as_env(
-                task, secret, secret_key_to_env={k: k for k in keys}, optional=optional
-            )
-        if network and p.retries:
-            task.set_retry(num_retries=p.retries, backoff_duration="30s", backoff_factor=2.0)
-        if gpu and p.gpu_count:
-            task.set_accelerator_type(p.gpu_type).set_accelerator_limit(p.gpu_count)
-            kubernetes.add_toleration(
-                task, key=p.gpu_toleration, operator="Exists", effect="NoSchedule"
-            )
-            for key, value in p.gpu_node_selector.items():
-                kubernetes.add_node_selector(task, label_key=key, label_value=value)
-            kubernetes.empty_dir_mount(
-                task,
-                volume_name="dshm",
-                mount_path="/dev/shm",
-                medium="Memory",
-                size_limit=p.shm_size,
-            )
-        return task
+    def on_cluster(task: dsl.PipelineTask, name: str, image, **kwargs):
+        return place(task, p, name, image, **kwargs)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from miva.config import MivaConfig
 from miva.errors import MivaError
@@ -51,9 +52,11 @@ def run_local(
     overrides: list[str],
     pipeline_root: str | Path | None = None,
     echo: Callable[[str], None] | None = None,
+    build: Callable[[], Any] | None = None,
 ) -> RunSummary:
-    """Run the DAG; `echo` gets the console lines (default: this process's stdout, which
-    kfp.local's own output never reaches)."""
+    """Run the DAG (`build()` makes another pipeline function, e.g. the sweep DAG);
+    `echo` gets the console lines (default: this process's stdout, which kfp.local's own
+    output never reaches)."""
     from kfp import local
 
     from miva.pipeline.dag import build_pipeline
@@ -84,7 +87,7 @@ def run_local(
             warnings.filterwarnings(
                 "ignore", message=".*have no effect in the current local runner.*"
             )
-            pipeline = build_pipeline(cfg, preset, overrides)
+            pipeline = build() if build else build_pipeline(cfg, preset, overrides)
             local.init(
                 runner=local.SubprocessRunner(use_venv=False),
                 pipeline_root=str(root),
@@ -144,3 +147,28 @@ def _explain(exc: Exception, errors: Path, run_dir: Path | None, logs: Path) -> 
             f"its log: {logs / (task + '.log')}"
         )
     return LocalRunError(f"the local pipeline failed: {exc}{where}; logs in {logs}")
+
+
+def run_sweep_local(
+    cfg: MivaConfig,
+    preset: str,
+    overrides: list[str],
+    spec: Any,
+    pipeline_root: str | Path | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """The sweep DAG of `spec` (a `miva.pipeline.sweep.SweepSpec`) through kfp.local; the
+    summary also carries the trials table the select step wrote."""
+    from miva.pipeline.sweep_dag import build_sweep_pipeline
+
+    summary = run_local(
+        cfg,
+        preset,
+        overrides,
+        pipeline_root=pipeline_root,
+        echo=echo,
+        build=lambda: build_sweep_pipeline(cfg, preset, overrides, spec),
+    )
+    tables = sorted(Path(summary.run_dir).rglob("summary"), key=lambda p: p.stat().st_mtime)
+    summary.sweep_table = tables[-1].read_text().strip() if tables else ""
+    return summary

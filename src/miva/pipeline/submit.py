@@ -43,16 +43,24 @@ def cluster_preset(preset: str) -> str:
 
 
 def compile_pipeline(
-    cfg: MivaConfig, preset: str, overrides: list[str], output: str | Path
+    cfg: MivaConfig, preset: str, overrides: list[str], output: str | Path, sweep=None
 ) -> Path:
-    """Write the pipeline YAML; the config was validated before this is called."""
+    """Write the pipeline YAML (the sweep DAG when `sweep`, a SweepSpec, is given); the
+    config was validated before this is called."""
     from kfp import compiler
 
     from miva.pipeline.dag import build_pipeline
+    from miva.pipeline.sweep_dag import build_sweep_pipeline
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(cfg, cluster_preset(preset), overrides), str(output))
+    preset = cluster_preset(preset)
+    pipeline = (
+        build_pipeline(cfg, preset, overrides)
+        if sweep is None
+        else build_sweep_pipeline(cfg, preset, overrides, sweep)
+    )
+    compiler.Compiler().compile(pipeline, str(output))
     return output
 
 

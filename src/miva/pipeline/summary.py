@@ -28,6 +28,7 @@ class RunSummary:
     decision: str = ""
     mlflow_ui: str = ""
     logs: Path | None = None  # executor.log and one <task>.log per task
+    sweep_table: str = ""  # a sweep run: the trials (miva.pipeline.sweep.format_table)
 
     def eval_rows(self) -> list[tuple[str, float, float | None, float | None]]:
         return eval_table(self.eval_metrics)
@@ -56,6 +57,8 @@ class RunSummary:
             )
         lines.append(f"sft         {'ran' if self.sft_ran else 'skipped (sft.enabled=false)'}")
         lines.append(f"training    curve: {self.curve or 'none written'}")
+        if self.sweep_table:
+            lines += ["", "sweep trials (validation split):", "", self.sweep_table, ""]
         rows = self.eval_rows()
         if rows:
             lines += ["", "| metric | trained | start | delta |", "|---|---:|---:|---:|"]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from miva.config import MivaConfig
+from miva.config import KUEUE_QUEUE_LABEL, MivaConfig
 from miva.errors import MivaError
 from miva.pipeline.secrets import secret_env
 
@@ -98,18 +98,17 @@ def render_trainjob(
             {"name": TRAINER_JOB, "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}]}
         ],
     }
+    labels = {
+        "app.kubernetes.io/part-of": "miva",
+        "miva.ai/kfp-run-id": _label(run_id),
+        "miva.ai/kfp-task-name": _label(task_name),
+    }
+    if p.kueue_queue:  # Kueue creates the job suspended and admits all its nodes at once
+        labels[KUEUE_QUEUE_LABEL] = p.kueue_queue
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainJob",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {
-                "app.kubernetes.io/part-of": "miva",
-                "miva.ai/kfp-run-id": _label(run_id),
-                "miva.ai/kfp-task-name": _label(task_name),
-            },
-        },
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "runtimeRef": {
                 "apiGroup": GROUP,

@@ -273,3 +273,19 @@ def require(entry: Any, keys: Sequence[str], what: str = "entry") -> None:
 def letter_options(options: Sequence[str]) -> str:
     """'A. cat\\nB. dog' for a list of option texts."""
     return "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(options))
+
+
+def task_slug(label: Any) -> str:
+    """A native category as a metric-name segment: lowercase words joined by '_'
+    ('Positional Relationship (Cam.–Obj.)' -> 'positional_relationship_cam_obj'), so a
+    category never adds a '/' level to `eval/<set>/<task>/<metric>`.
+
+    >>> task_slug("Perception/Physical State")
+    'perception_physical_state'
+    """
+    import re
+
+    words = re.findall(r"[a-z0-9]+", str(label).lower())
+    if not words:
+        raise ValueError(f"category {label!r} has no letters or digits")
+    return "_".join(words)

@@ -13,7 +13,19 @@ from miva.pipeline.components.evaluate import evaluate
 from miva.pipeline.components.grpo import grpo
 from miva.pipeline.components.register import register
 from miva.pipeline.components.sft import sft
+from miva.pipeline.components.sweep import sweep_plan, sweep_select, sweep_trial
 from miva.pipeline.components.synthesize import synthesize
 from miva.pipeline.components.validate import validate
 
-__all__ = ["configure", "evaluate", "grpo", "register", "sft", "synthesize", "validate"]
+__all__ = [
+    "configure",
+    "evaluate",
+    "grpo",
+    "register",
+    "sft",
+    "sweep_plan",
+    "sweep_select",
+    "sweep_trial",
+    "synthesize",
+    "validate",
+]
