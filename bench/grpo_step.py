@@ -39,16 +39,16 @@ def main() -> None:
     from miva.agent.model import load_model
     from miva.config import load_config
     from miva.data.io import read_samples
-    from miva.data.synth.generate import run_synth
+    from miva.data.synth.build import run_synth
     from miva.rl.grpo import GRPOTrainer
     from miva.rl.sft import run_sft
 
     torch.set_num_threads(a.threads)
-    overrides = ["train.checkpoint_every=1000000", f"train.steps={a.steps}", *a.set]
+    overrides = ["grpo.checkpoint_every=1000000", f"grpo.steps={a.steps}", *a.set]
     cfg = load_config("tiny-cpu", overrides)
     data = Path(a.data)
     if not (data / "dataset.json").exists():
-        run_synth(cfg.data, data, progress=False)
+        run_synth(cfg.synthesize, data, progress=False)
     sft = data.parent / (data.name + "-sft")
     if not (sft / "config.json").exists():
         run_sft(load_config("tiny-cpu"), "tiny-random", str(data), str(sft), progress=False)

@@ -73,18 +73,18 @@ def bench_config(a, tools: bool, turns: int):
             f"agent.max_turns={turns}",
             f"agent.max_new_tokens={a.tokens}",
             "agent.prompt_style=full",
-            f"train.steps={a.steps}",
-            f"train.prompts_per_step={a.prompts}",
-            f"train.group_size={a.group}",
-            f"train.micro_batch_size={a.prompts * a.group}",
-            "train.lr=1e-4",
-            "train.beta=0.0",
-            "train.mu=1",
-            "train.loss_agg=token-mean",
-            "train.dynamic_sampling=false",
-            "train.checkpoint_every=1000000",
+            f"grpo.steps={a.steps}",
+            f"grpo.prompts_per_step={a.prompts}",
+            f"grpo.group_size={a.group}",
+            f"grpo.micro_batch_size={a.prompts * a.group}",
+            "grpo.lr=1e-4",
+            "grpo.beta=0.0",
+            "grpo.mu=1",
+            "grpo.loss_agg=token-mean",
+            "grpo.dynamic_sampling=false",
+            "grpo.checkpoint_every=1000000",
             "reward.weights={even_tokens: 1.0}",
-            "train.status_policy={ok: train, truncated: train, malformed: train, tool_error: train, "
+            "grpo.status_policy={ok: train, truncated: train, malformed: train, tool_error: train, "
             "max_turns: train, image_budget: train}",
         ],
     )
@@ -306,12 +306,12 @@ def preset_row(a, processor) -> list[dict]:
     from miva.agent.model import load_model
     from miva.config import load_config
     from miva.data.io import read_samples
-    from miva.data.synth.generate import run_synth
+    from miva.data.synth.build import run_synth
 
-    cfg = load_config("tiny-cpu", ["train.checkpoint_every=1000000", f"train.steps={a.steps}"])
+    cfg = load_config("tiny-cpu", ["grpo.checkpoint_every=1000000", f"grpo.steps={a.steps}"])
     data = Path(a.data) if a.data else Path(tempfile.mkdtemp(prefix="miva-bench-data-"))
     if not (data / "dataset.json").exists():
-        run_synth(cfg.data, data, progress=False)
+        run_synth(cfg.synthesize, data, progress=False)
     samples = read_samples(data, "train")
     policy = a.policy
     if policy == "sft":  # what `make run` starts GRPO from: the preset's SFT stage on this data

@@ -45,8 +45,8 @@ def held_out_accuracy(cfg, model, processor, samples, batch: int = 64) -> tuple[
     from miva.agent.tools import build_tools
     from miva.rl.grpo import _convert_answer
     from miva.rl.rewards import score
-    from miva.rl.rewards.accuracy import is_correct
     from miva.rl.rewards.registry import RewardSettings
+    from miva.scoring import is_correct
 
     greedy = cfg.agent.model_copy(update={"temperature": 0.0})
     agent = Agent(
@@ -70,10 +70,12 @@ def main() -> None:
     ap.add_argument("--images", default="3,3", help="MIN,MAX images per sample")
     ap.add_argument("--image-size", type=int, default=56)
     ap.add_argument(
-        "--detail", default="coarse", choices=["fine", "coarse"], help="synthesis data.detail"
+        "--detail", default="coarse", choices=["fine", "coarse"], help="synthesize.detail"
     )
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--mc-fraction", type=float, default=0.0, help="data.multiple_choice_fraction")
+    ap.add_argument(
+        "--mc-fraction", type=float, default=0.0, help="synthesize.multiple_choice_fraction"
+    )
     ap.add_argument(
         "--sft-control",
         action="store_true",
@@ -108,7 +110,7 @@ def main() -> None:
     from miva.agent.model import load_model
     from miva.config import load_config
     from miva.data.io import read_samples
-    from miva.data.synth.generate import run_synth
+    from miva.data.synth.build import run_synth
     from miva.rl.grpo import GRPOTrainer
     from miva.rl.sft import run_sft
 
@@ -117,13 +119,13 @@ def main() -> None:
     n = a.train + a.test
     lo, hi = (int(x) for x in a.images.split(","))
     overrides = [
-        f"data.n={n}",
-        f"data.tasks=[{a.task}]",
-        f"data.images_per_sample=[{lo}, {hi}]",
-        f"data.image_size={a.image_size}",
-        f"data.detail={a.detail}",
-        f"data.multiple_choice_fraction={a.mc_fraction}",
-        f"data.splits={{train: {a.train / n:.6f}, test: {a.test / n:.6f}}}",
+        f"synthesize.n={n}",
+        f"synthesize.tasks=[{a.task}]",
+        f"synthesize.images_per_sample=[{lo}, {hi}]",
+        f"synthesize.image_size={a.image_size}",
+        f"synthesize.detail={a.detail}",
+        f"synthesize.multiple_choice_fraction={a.mc_fraction}",
+        f"synthesize.splits={{train: {a.train / n:.6f}, test: {a.test / n:.6f}}}",
         "agent.tools=[]",
         "agent.max_turns=1",
         f"agent.max_new_tokens={a.max_new_tokens}",
@@ -132,25 +134,25 @@ def main() -> None:
         f"sft.batch_size={a.sft_batch}",
         "sft.warmup_steps=20",
         f"sft.log_every={a.sft_eval_every}",
-        f"train.steps={a.grpo_steps}",
-        f"train.lr={a.grpo_lr}",
-        "train.prompts_per_step=8",
-        "train.group_size=8",
-        "train.micro_batch_size=32",
-        "train.checkpoint_every=1000000",
-        "train.max_refill_rounds=1",
+        f"grpo.steps={a.grpo_steps}",
+        f"grpo.lr={a.grpo_lr}",
+        "grpo.prompts_per_step=8",
+        "grpo.group_size=8",
+        "grpo.micro_batch_size=32",
+        "grpo.checkpoint_every=1000000",
+        "grpo.max_refill_rounds=1",
         "reward.weights={accuracy: 1.0, format: 0.1}",
         # one turn, no tools: a truncated answer is a wrong answer. Masking it instead (the
         # multi-turn default) let a policy drift into truncation unopposed: 30 steps in, every
         # rollout was truncated and masked, and the gradient was zero from then on.
-        "train.status_policy={ok: train, truncated: penalize, malformed: penalize, "
+        "grpo.status_policy={ok: train, truncated: penalize, malformed: penalize, "
         "tool_error: mask, max_turns: mask, image_budget: mask}",
     ]
     cfg = load_config("tiny-cpu", overrides)
     data = out / "data"
     t0 = time.perf_counter()
     if not (data / "dataset.json").exists():
-        run_synth(cfg.data, data, progress=False)
+        run_synth(cfg.synthesize, data, progress=False)
     test = read_samples(data, "test")
     majority = Counter(json.dumps(s.answer) for s in test).most_common(1)[0][1] / len(test)
     t_data = time.perf_counter() - t0

@@ -11,7 +11,7 @@ API overview (kept current; other stages build on these names):
 - `miva.agent.coords`: the ONE place for box conventions. `Frame` (stored size, resized
   size, origin of a crop), `frame_for(w, h, image_processor)`, `to_model` / `from_model`
   (dataset pixels <-> resized pixels for qwen2.5-vl, 0-1000 for qwen2-vl),
-  `to_relative` / `from_relative`, `to_source` (crop pixels -> source image pixels).
+  `to_source` (crop pixels -> source image pixels).
 - `miva.agent.format`: tags, `system_prompt(tool_schemas, answer_type, family)`,
   `user_prompt` / `tool_response_text` -> `Prompt` (text parts + `IMAGE` slots; untrusted
   text passes `escape_untrusted`), `parse_tool_call(text) -> ParsedCall | CallError | None`,
@@ -40,17 +40,20 @@ API overview (kept current; other stages build on these names):
   n_per_sample, seed) -> list[Trajectory]` (sample-major groups; statuses ok | truncated |
   malformed | tool_error | max_turns | image_budget). Sampled log-probs are
   log_softmax(logits / T) of the policy, no top-p or suppression folded in.
-- `miva.agent.forward`: THE log-prob function of SFT, GRPO and evaluation.
+- `miva.agent.forward`: THE log-prob function of SFT and GRPO (`model_inputs` feeds
+  evaluation's attention pass the same way).
   `collate(trajs, processor, valid=None, vision_cache=None) -> TokenBatch` (right-padded;
   target-aligned `loss_mask` and `rollout_logp` `[N, T-1]`; images as `vision.ImageRef`;
   3-D RoPE `position_ids`) and `token_logprobs(model, batch, temperature, with_entropy)
   -> (logp, entropy)` (`[N, T-1]`, logp of token t+1 given its prefix where scored, 0
   elsewhere; equals the sampler's at the same temperature). A group's trajectories run as
-  one packed row, the shared prompt once (`miva.agent.packing`).
+  one packed row, the shared prompt once (`miva.agent.packing`). `model_inputs(model,
+  batch)`: the forward's keyword arguments of a padded batch (image features in place).
 - `miva.agent.positions`: `mrope_positions(tokens, grids, image_token_id, merge, start)`
   (Qwen2-VL 3-D positions, extendable piece by piece). `miva.agent.vision`: `VisionCache`,
   `encode_images`, `image_key`, `ImageRef`.
-- `miva.agent.render` / `miva.agent.show`: text and HTML views (`miva agent`).
+- `miva.agent.render`: text and HTML views of trajectories (`miva agent`, through
+  `miva.eval.show`).
 - `miva.agent.trajectory`: the `Trajectory` / `ToolCall` / `Turn` contract (+ `frames`,
   `family`).
 """

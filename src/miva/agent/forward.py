@@ -1,5 +1,6 @@
-"""Per-token log-probabilities of trajectories under a model: the one function SFT, GRPO
-(old, reference and current log-probs) and evaluation use.
+"""Per-token log-probabilities of trajectories under a model: the one function SFT and GRPO
+(old, reference and current log-probs) use. Evaluation scores answers, not log-probs; its
+attention diagnostics feed the model through the same inputs (`model_inputs`).
 
 `collate(trajectories, processor)` right-pads trajectories into a `TokenBatch`: token ids,
 attention mask, the loss mask and the rollout's sampled log-probs *target-aligned*
@@ -157,17 +158,16 @@ def token_logprobs(
     return logp, entropy
 
 
-def _padded_logits(model: Any, inner: Any, batch: TokenBatch, rows: Any, cols: Any) -> Any:
-    """Logits at (rows, cols) from the right-padded batch, one sequence per row."""
-    import torch
-
-    dev = rows.device
+def model_inputs(model: Any, batch: TokenBatch) -> dict[str, Any]:
+    """Keyword arguments of the model's forward for the right-padded `batch`, on the model's
+    device: attention mask, the batch's RoPE positions and the token embeddings with the
+    image features in place of the placeholders (`input_ids` for a batch without images).
+    Other passes over trajectories (the attention diagnostics) feed the model through this,
+    so images enter every forward the same way."""
+    inner = unwrap(model)
+    dev = next(inner.parameters()).device
     ids = batch.input_ids.to(dev)
-    keep = torch.unique(cols)  # the LM head only on columns where some row scores a target
-    kwargs: dict[str, Any] = {
-        "attention_mask": batch.attention_mask.to(dev),
-        "logits_to_keep": keep,
-    }
+    kwargs: dict[str, Any] = {"attention_mask": batch.attention_mask.to(dev)}
     if batch.position_ids is not None:
         pos = batch.position_ids.to(dev)
         kwargs["position_ids"] = pos if vision_tower(inner) is not None else pos[0]
@@ -175,7 +175,15 @@ def _padded_logits(model: Any, inner: Any, batch: TokenBatch, rows: Any, cols: A
         kwargs["inputs_embeds"] = _embeds_with_images(inner, ids, batch.images, batch)
     else:
         kwargs["input_ids"] = ids
-    logits = model(**kwargs).logits  # [N, len(keep), V]
+    return kwargs
+
+
+def _padded_logits(model: Any, inner: Any, batch: TokenBatch, rows: Any, cols: Any) -> Any:
+    """Logits at (rows, cols) from the right-padded batch, one sequence per row."""
+    import torch
+
+    keep = torch.unique(cols)  # the LM head only on columns where some row scores a target
+    logits = model(**model_inputs(model, batch), logits_to_keep=keep).logits  # [N, len(keep), V]
     return logits[rows, torch.searchsorted(keep, cols)]
 
 

@@ -239,15 +239,15 @@ def rollout(
     engine: Engine | None = None,
     progress: bool = False,
 ) -> list[Trajectory]:
-    """One-call rollout: tools from `agent_cfg.tools`, the engine of `agent_cfg.engine`
+    """One-call rollout: tools from `agent_cfg.tools`, the engine of `agent_cfg.rollout_engine`
     (vllm serves the checkpoint the model was loaded from) unless `engine` is given."""
     from miva.agent.engines import make_engine
     from miva.agent.tools import build_tools
 
     if engine is None:
         kwargs: dict[str, Any] = {}
-        if agent_cfg.engine == "vllm":
+        if agent_cfg.rollout_engine == "vllm":
             kwargs["model_path"] = getattr(model.config, "_name_or_path", "")
-        engine = make_engine(agent_cfg.engine, model, processor, agent_cfg, **kwargs)
+        engine = make_engine(agent_cfg.rollout_engine, model, processor, agent_cfg, **kwargs)
     agent = Agent(processor, agent_cfg, build_tools(agent_cfg), engine)
     return agent.rollout(samples, n_per_sample=n, seed=seed, progress=progress)

@@ -4,7 +4,7 @@ A `PolicyBatch` is a `forward.TokenBatch` (N trajectories right-padded to one le
 per-token tensors *target-aligned*: column t scores token ``input_ids[:, t + 1]``, shape
 ``[N, T - 1]``, so ``loss_mask[:, t] = trajectory.loss_mask[t + 1]``) plus what the loss
 needs: advantages, old and reference log-probs. Log-probs come from the one function
-`miva.agent.forward.token_logprobs`, as in SFT and evaluation.
+`miva.agent.forward.token_logprobs`, as in SFT.
 
 `micro_batches` cuts a step's trajectories into micro-batches of similar lengths (less
 padding; the loss normalisers are batch-wide, so the order does not change the loss).
