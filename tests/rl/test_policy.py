@@ -166,3 +166,33 @@ def test_reference_model_features_are_kept_across_steps(tiny, rollout):
         token_logprobs(ref, batch)
         token_logprobs(model, batch)
     assert cache.misses == misses
+
+
+def test_a_micro_batch_with_nothing_scored_still_runs_the_forward_with_every_parameter(
+    tiny, rollout
+):
+    """Under DDP every rank must run the forward and reach backward with all parameters in
+    the graph, also when all of its micro-batch's trajectories are masked (else the ranks
+    wait on each other for ever)."""
+    from miva.rl.policy import LossSettings, micro_batch_loss
+
+    model, processor = tiny
+    trajs, _ = rollout
+    model = copy.deepcopy(model).train()
+    group = trajs[:4]
+    batch = policy_batch(group, [1.0] * 4, [False] * 4, processor)
+    assert float(batch.loss_mask.sum()) == 0.0
+    with torch.no_grad():  # no gradient, no forward needed
+        logp, _ = token_logprobs(model, batch)
+    assert not logp.any()
+    calls = []
+    hook = model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        loss, metrics = micro_batch_loss(model, batch, LossSettings(num_seqs=8, num_tokens=100))
+    finally:
+        hook.remove()
+    assert calls == [1] and float(loss.detach()) == 0.0 and metrics["tokens"] == 0
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert not p.grad.any(), name

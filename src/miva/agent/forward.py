@@ -128,8 +128,10 @@ def token_logprobs(
 ) -> tuple[Any, Any]:
     """``(logp, entropy)``, both ``[N, T-1]``, values where `batch.loss_mask` is set and 0
     elsewhere (entropy None unless asked; never differentiable). Differentiable when
-    gradients are on. Trajectories of one group (same sample) run as one packed row
-    (`packing`) when the model is a vision-language model with SDPA attention."""
+    gradients are on; then the model's forward runs even when nothing is scored (all zero,
+    but every parameter in the graph: DDP ranks must all run it). Trajectories of one group
+    (same sample) run as one packed row (`packing`) when the model is a vision-language
+    model with SDPA attention."""
     import torch
 
     inner = unwrap(model)
@@ -139,8 +141,14 @@ def token_logprobs(
     zeros = torch.zeros((n, width - 1), dtype=torch.float32, device=dev)
     entropy = zeros.clone() if with_entropy else None
     scored = (mask > 0).nonzero()
-    if len(scored) == 0:
-        return zeros, entropy
+    unscored = len(scored) == 0
+    if unscored:
+        if not torch.is_grad_enabled():
+            return zeros, entropy
+        # Nothing to score, but the forward still runs: under DDP every rank must call it and
+        # reach backward with every parameter in the graph, or the ranks wait on each other.
+        # The first target stands in, at weight 0.
+        scored = torch.zeros((1, 2), dtype=torch.long, device=dev)
     rows, cols = scored[:, 0], scored[:, 1]  # target input_ids[row, col + 1], seen from col
     targets = batch.input_ids.to(dev)[rows, cols + 1]
     groups = _groups(batch, inner)
@@ -151,7 +159,10 @@ def token_logprobs(
     logits = logits.float()  # [scored, V]
     if temperature and temperature != 1.0:
         logits = logits / temperature
-    logp = zeros.index_put((rows, cols), logprobs_from_logits(logits, targets))
+    picked = logprobs_from_logits(logits, targets)
+    if unscored:
+        return zeros.index_put((rows, cols), picked * 0.0), entropy
+    logp = zeros.index_put((rows, cols), picked)
     if with_entropy:
         with torch.no_grad():
             entropy = entropy.index_put((rows, cols), entropy_from_logits(logits))
