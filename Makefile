@@ -20,7 +20,7 @@ IMAGE_SETS = $(if $(IMAGE_TAG),--set pipeline.image_registry=$(IMAGE_REGISTRY) -
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup system-deps run synth validate test test-slow lint format bench \
+.PHONY: help setup system-deps run synth validate test test-slow lint format bench pretrained-preset \
         infra-validate infra-plan infra-apply infra-destroy \
         pipeline-compile pipeline-run images clean
 
@@ -56,6 +56,9 @@ lint: setup ## ruff check and format check
 format: setup ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix src tests bench components pipelines
 	$(VENV)/bin/ruff format src tests bench components pipelines
+
+pretrained-preset: setup ## rebuild the tiny-pretrained model preset and its card (caption pretraining, <= 30 min on 2 cores)
+	$(VENV)/bin/miva pretrain -c $(PRESET) --out src/miva/agent/presets/tiny-pretrained $(ARGS)
 
 bench: setup ## run the CPU benchmarks; tables go to stdout and bench/RESULTS.md by hand
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

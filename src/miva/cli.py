@@ -285,6 +285,29 @@ def _run_train(args: argparse.Namespace, cfg: MivaConfig) -> int:
     return 0
 
 
+def _add_pretrain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="output model folder with its card (default: pretrain.output)")
+    p.add_argument("--steps", type=int, help="optimizer steps (pretrain.steps)")
+    p.add_argument("--minutes", type=float, help="training time budget (pretrain.max_minutes)")
+
+
+def _run_pretrain(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    from miva.rl.pretrain import pretrain
+
+    if args.steps is not None:
+        cfg.pretrain.steps = args.steps
+    if args.minutes is not None:
+        cfg.pretrain.max_minutes = args.minutes
+    res = pretrain(cfg, args.out)
+    print(
+        f"pretrain: {res.steps} steps in {res.minutes:.1f} min, final loss {res.final_loss:.4f}; "
+        f"held-out description accuracy {res.scores['description_accuracy']:.3f} "
+        f"(colour {res.scores['colour']:.3f}, shape {res.scores['shape']:.3f}, position "
+        f"{res.scores['position']:.3f}, count {res.scores['count']:.3f}); model and card in {res.output}"
+    )
+    return 0
+
+
 # ----------------------------------------------------------------------------- eval / bench
 
 
@@ -481,6 +504,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
     "agent": ("run the agent on a few samples and show trajectories", _add_agent, _run_agent),
     "sft": ("supervised cold start on gold trajectories", _add_sft, _run_sft),
     "train": ("GRPO training with multi-turn tool use", _add_train, _run_train),
+    "pretrain": (
+        "caption-pretrain a model to see (the tiny-pretrained preset)",
+        _add_pretrain,
+        _run_pretrain,
+    ),
     "eval": ("evaluate a model on dataset splits and benchmarks", _add_eval, _run_eval),
     "bench": ("public benchmark adapters", _add_bench, _run_bench),
     "register": (

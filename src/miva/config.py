@@ -37,7 +37,11 @@ TASKS = (
     "grounding",
     "group_grounding",
     "difference",
+    "closeup",
 )
+# Generated unless data.tasks says otherwise. `closeup` (a small object whose shape only a
+# zoom shows) is opt-in: it needs images much larger than the model's view (docs/learning.md).
+DEFAULT_TASKS = TASKS[:7]
 
 
 class Section(BaseModel):
@@ -74,8 +78,9 @@ class DataConfig(Section):
         description="Split name -> fraction of samples; images are never shared across splits.",
     )
     tasks: list[str] = Field(
-        default_factory=lambda: list(TASKS),
-        description=f"Task families to generate; known: {', '.join(TASKS)}.",
+        default_factory=lambda: list(DEFAULT_TASKS),
+        description=f"Task families to generate; default {', '.join(DEFAULT_TASKS)}; known: "
+        f"{', '.join(TASKS)}.",
     )
     images_per_sample: tuple[int, int] = Field(
         (2, 4), description="Inclusive range of images per sample (2-6)."
@@ -357,10 +362,110 @@ class SFTConfig(Section):
     use_tools: bool = Field(
         True, description="Gold trajectories include the tool calls the evidence justifies (zoom)."
     )
+    zoom_demo_accuracy: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of gold zooms by region name (the closeup task) that go to the cell "
+        "holding the evidence; the rest go to another cell, seeded per sample (an imperfect "
+        "demonstrator: what RL can improve on and imitation cannot). Default 1.0; the tool "
+        "experiment of bench/learning.py uses 0.5.",
+    )
+    no_tool_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of gold trajectories prompted without tools (answering directly), "
+        "seeded per sample, so one SFT model can start GRPO with tools and without. Default 0.",
+    )
     log_every: int = Field(25, ge=1, description="Steps between logged SFT metrics.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
     output: str = Field(
         ".miva/models/sft", description="save_pretrained folder (local path or s3:// URI)."
+    )
+
+
+# --------------------------------------------------------------------------- pretrain
+
+
+class PretrainConfig(Section):
+    """Caption pretraining that teaches a model to see synthetic scenes (`miva pretrain`):
+    it builds the `tiny-pretrained` preset from `tiny-random` (docs/learning.md)."""
+
+    init: str = Field(
+        "tiny-random",
+        description="Starting weights (preset, folder or s3:// URI); default tiny-random, the "
+        "randomly initialised tiny Qwen2.5-VL.",
+    )
+    steps: int = Field(
+        3000, ge=1, description="Optimizer steps (each on fresh scenes); default 3000."
+    )
+    max_minutes: float | None = Field(
+        25.0,
+        gt=0,
+        description="Stop after this many training minutes even if `steps` are not done "
+        "(evaluation excluded); default 25, so a rebuild stays within 30 minutes on 2 CPU cores.",
+    )
+    batch_size: int = Field(16, ge=1, description="Caption samples per step; default 16.")
+    lr: float = Field(
+        2e-3,
+        gt=0,
+        description="Peak AdamW learning rate; default 2e-3 (what SFT of the tiny model uses).",
+    )
+    warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps; default 100.")
+    min_lr_ratio: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Cosine decay ends at this share of `lr` at `steps`; default 0.1.",
+    )
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay; default 0.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm; default 1.")
+    chunk: int = Field(
+        256,
+        ge=1,
+        description="Caption samples generated at a time (each is trained on once, so the "
+        "model never sees a scene twice); default 256.",
+    )
+    image_sizes: list[int] = Field(
+        default_factory=lambda: [56, 112, 224],
+        description="Drawn image sizes; the tiny preset shows 56 px at 56 and 112-224 px at "
+        "112 (model.min_pixels / max_pixels); default [56, 112, 224].",
+    )
+    images_per_sample: tuple[int, int] = Field(
+        (1, 3), description="Min and max images per caption sample; default [1, 3]."
+    )
+    coarse_fraction: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share of images with one large object (data.detail coarse); the rest hold "
+        "1 to `max_objects` small or large objects; default 0.3.",
+    )
+    max_objects: int = Field(4, ge=1, description="Objects per busy image; default 4.")
+    tool_prompt_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of samples whose system prompt offers zoom and view (as `make run` "
+        "does); the rest offer no tools (as the learning bench does); default 0.5.",
+    )
+    max_new_tokens: int = Field(
+        160, ge=16, description="Token budget of one description; default 160."
+    )
+    eval_items: int = Field(
+        300, ge=1, description="Held-out caption samples scored at the end; default 300."
+    )
+    eval_every: int = Field(
+        500,
+        ge=0,
+        description="Steps between evaluations on the first 64 held-out samples (0: only at the end); default 500.",
+    )
+    seed: int = Field(0, description="Seed of the caption generator and the data order.")
+    output: str = Field(
+        ".miva/models/tiny-pretrained",
+        description="Where the model folder and its card go (the repository's preset lives in "
+        "src/miva/agent/presets/tiny-pretrained).",
     )
 
 
@@ -582,6 +687,7 @@ class MivaConfig(Section):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     sft: SFTConfig = Field(default_factory=SFTConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
