@@ -66,7 +66,7 @@ def test_zoom_by_region_name_crops_that_grid_cell():
     ctx = _ctx()
     res = Zoom(112)({"image": 1, "region": "top left"}, ctx)
     assert res.ok, res.text
-    ((crop, origin),) = res.images
+    ((crop, _),) = res.images
     assert crop.size == (112, 112)
     assert np.array(crop)[..., 0].min() > 200  # the top-left ninth of the image is red
     assert res.region == {"image": 1, "bbox": [0.0, 0.0, 149.0, 149.0]}  # 448 / 3 = 149.3
