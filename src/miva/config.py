@@ -398,7 +398,7 @@ class PretrainConfig(Section):
         "randomly initialised tiny Qwen2.5-VL.",
     )
     steps: int = Field(
-        3000, ge=1, description="Optimizer steps (each on fresh scenes); default 3000."
+        1200, ge=1, description="Optimizer steps (each on fresh scenes); default 1200."
     )
     max_minutes: float | None = Field(
         25.0,
@@ -412,12 +412,13 @@ class PretrainConfig(Section):
         gt=0,
         description="Peak AdamW learning rate; default 2e-3 (what SFT of the tiny model uses).",
     )
-    warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps; default 100.")
+    warmup_steps: int = Field(30, ge=0, description="Linear warm-up steps; default 30.")
     min_lr_ratio: float = Field(
         0.1,
         ge=0,
         le=1,
-        description="Cosine decay ends at this share of `lr` at `steps`; default 0.1.",
+        description="Cosine decay ends at this share of `lr` at `steps` (or at `max_minutes`, "
+        "whichever comes first); default 0.1.",
     )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay; default 0.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm; default 1.")
@@ -440,9 +441,10 @@ class PretrainConfig(Section):
         ge=0,
         le=1,
         description="Share of images with one large object (data.detail coarse); the rest hold "
-        "1 to `max_objects` small or large objects; default 0.3.",
+        "1 to `max_objects` small or large objects; images drawn at 56 px always hold one; "
+        "default 0.3.",
     )
-    max_objects: int = Field(4, ge=1, description="Objects per busy image; default 4.")
+    max_objects: int = Field(3, ge=1, description="Objects per busy image; default 3.")
     tool_prompt_fraction: float = Field(
         0.5,
         ge=0,
@@ -479,17 +481,57 @@ class TrainConfig(Section):
     """GRPO with multi-turn tool use and the two-level mask (see rl/grpo.py)."""
 
     steps: int = Field(100, ge=1)
-    prompts_per_step: int = Field(8, ge=1)
+    prompts_per_step: int = Field(
+        8,
+        ge=1,
+        description="Prompts per GRPO step (each sampled group_size times); default 8. Larger "
+        "batches average the policy gradient over more prompts (less noise per update) at a "
+        "proportional step time: 16 x 8 where a step takes seconds, as in DAPO's 512 x 16 at "
+        "scale.",
+    )
     group_size: int = Field(8, ge=2, description="Trajectories sampled per prompt (G).")
-    mu: int = Field(1, ge=1, description="Policy updates per batch with stored old log-probs.")
+    mu: int = Field(
+        2,
+        ge=1,
+        description="Optimizer updates per batch (PPO epochs; the old log-probs are computed "
+        "once before the first). Default 2: with 1 the ratio is exactly 1 and the clip never "
+        "acts, so nothing bounds a step (GRPO, DeepSeekMath: mu 1 only with one update per "
+        "batch; PPO: 2-4). Each extra update costs one more forward/backward of the batch.",
+    )
     micro_batch_size: int = Field(16, ge=1, description="Trajectories per forward/backward pass.")
     lr: float = Field(5e-5, gt=0)
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: int = Field(
+        10,
+        ge=0,
+        description="Optimizer steps of linear learning-rate warm-up from lr/warmup_steps to lr; "
+        "default 10 (about 5-10 % of a run; 0 disables). Keeps the first updates of a fresh "
+        "Adam state, whose second moments are still near zero, from overshooting.",
+    )
+    lr_decay: Literal["constant", "cosine", "linear"] = Field(
+        "cosine",
+        description="Learning-rate shape after warm-up until train.steps: constant, or a cosine "
+        "or linear decay to min_lr_ratio x lr. Default cosine: at a constant rate GRPO gave back "
+        "its gains within 60 steps on the tiny preset (bench/RESULTS.md); the decay lets the "
+        "last updates settle.",
+    )
+    min_lr_ratio: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of lr the decay ends at (at train.steps); default 0.1.",
+    )
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     eps_low: float = Field(0.2, ge=0)
     eps_high: float = Field(0.28, ge=0, description="DAPO clip-higher.")
-    beta: float = Field(0.0, ge=0, description="KL coefficient (k3); 0 loads no reference model.")
+    beta: float = Field(
+        0.0,
+        ge=0,
+        description="Coefficient of the k3 KL penalty to the starting (reference) model; "
+        "default 0, which loads no reference model (DAPO, Dr.GRPO drop it). 0.001-0.04 keeps the "
+        "policy near its start (DeepSeekMath GRPO used 0.04) at the cost of one more forward "
+        "pass per batch.",
+    )
     advantage_std: Literal["group", "batch", "none"] = Field(
         "group", description="Std scaling of advantages (none = Dr.GRPO)."
     )

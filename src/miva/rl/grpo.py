@@ -21,8 +21,10 @@ Algorithmic choices (config key: default):
   ``train.kl_ratio_correction``: False.
 - ``train.loss_agg``: ``token-mean`` (DAPO) | ``seq-mean-token-mean`` (GRPO) |
   ``seq-mean-token-sum-norm`` (Dr.GRPO, length ``train.loss_max_tokens``).
-- ``train.mu``: 1 update per batch; with mu > 1 the old log-probs are computed once before
-  the first update and stored.
+- ``train.mu``: 2 updates per batch (so the clip acts); the old log-probs are computed once
+  before the first update and stored (with mu = 1 the ratio is exactly 1).
+- ``train.warmup_steps`` / ``train.lr_decay`` / ``train.min_lr_ratio``: 10 steps of linear
+  warm-up, then a cosine decay to 0.1 x lr at ``train.steps``.
 - ``train.dynamic_sampling``: True, at most ``train.max_refill_rounds`` (3) refills; groups
   still without signal stay out of the loss.
 - ``train.status_policy``: ok=train, truncated=mask, malformed=penalize
@@ -98,6 +100,8 @@ class StepBatch:
     zero_var_groups: int = 0
     groups_seen: int = 0
     refills: int = 0
+    # every group drawn this step, before dynamic sampling kept the mixed ones (None: this batch)
+    drawn: StepBatch | None = None
 
 
 @dataclass
@@ -170,6 +174,9 @@ class GRPOTrainer:
             lr=self.t.lr,
             weight_decay=self.t.weight_decay,
             warmup_steps=self.t.warmup_steps,
+            total_steps=self.t.steps,
+            lr_decay=self.t.lr_decay,
+            min_lr_ratio=self.t.min_lr_ratio,
             max_grad_norm=self.t.max_grad_norm,
             micro_batches=self.micro_batches,
             micro_batch_size=self.micro_size,
@@ -280,6 +287,7 @@ class GRPOTrainer:
             zero_var += int(zv.sum())
             if sum(len(k.totals) for k in kept) >= want * G:
                 break
+        drawn = _concat(kept + dropped)
         groups = kept[:want]
         # not enough signal: fill with dropped groups, out of the loss (valid False)
         for part in dropped[: want - len(groups)]:
@@ -287,6 +295,7 @@ class GRPOTrainer:
             groups.append(part)
         out = _concat(groups)
         out.zero_var_groups, out.groups_seen, out.refills = zero_var, seen, round_
+        out.drawn = drawn
         return out
 
     # ------------------------------------------------------------------ update
@@ -506,9 +515,31 @@ def _concat(parts: list[StepBatch]) -> StepBatch:
 
 
 def rollout_metrics(batch: StepBatch) -> dict[str, float]:
-    """Reward components, accuracy, tool use, turns, lengths, statuses of one batch."""
+    """Reward components, accuracy, tool use, turns, lengths, statuses of one batch.
+
+    `train/*` figures describe the batch the loss trains on, after dynamic sampling kept
+    mostly groups with mixed outcomes; `rollout/drawn/*` describe every group drawn this
+    step before that filter: the policy's own accuracy and reward on fresh prompts."""
+    from miva.rl.rewards.tool_use import zoom_on_evidence
+
     n = max(len(batch.trajectories), 1)
     m: dict[str, float] = {}
+    drawn = batch.drawn or batch
+    d = max(len(drawn.trajectories), 1)
+    m["rollout/drawn/accuracy"] = sum(is_correct(r["accuracy"]) for r in drawn.rewards) / d
+    finite = [r for r in drawn.totals if math.isfinite(r)]
+    m["rollout/drawn/reward_mean"] = sum(finite) / max(len(finite), 1)
+    m["rollout/drawn/trajectories"] = float(len(drawn.trajectories))
+    zooms = [
+        (c, s)
+        for t, s in zip(drawn.trajectories, drawn.samples, strict=True)
+        for c in t.tool_calls
+        if c.name == "zoom" and c.ok
+    ]
+    if zooms:
+        m["rollout/drawn/zoom_on_evidence"] = sum(zoom_on_evidence(c, s) for c, s in zooms) / len(
+            zooms
+        )
     totals = [r for r in batch.totals if math.isfinite(r)]
     m["train/reward_mean"] = sum(totals) / max(len(totals), 1)
     mean = m["train/reward_mean"]

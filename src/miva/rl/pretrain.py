@@ -100,6 +100,16 @@ def caption_trajectories(
     return out
 
 
+def length_batches(trajectories: Sequence[Any], size: int, rng: random.Random) -> list[list[Any]]:
+    """Batches of trajectories of similar length, in random order: a batch is padded to its
+    longest sequence, and caption lengths vary 3x, so sorting first saves about a third of
+    the compute of random batches."""
+    ordered = sorted(trajectories, key=lambda t: len(t.token_ids))
+    batches = [ordered[i : i + size] for i in range(0, len(ordered), size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def evaluate_captions(
     model: Any, processor: Any, cfg: Any, samples: Sequence[Any], batch: int = 32
 ) -> dict[str, float]:
@@ -176,7 +186,7 @@ def pretrain(
     logger = MetricsLogger(out.parent / f"{out.name}-metrics.jsonl", prefix="pretrain/")
     rng = random.Random(p.seed)
     model.train()
-    queue: list[Any] = []
+    queue: list[list[Any]] = []
     chunk_index = 0
     paused = 0.0  # evaluation time, taken off the training clock
     t0 = time.perf_counter()
@@ -198,11 +208,13 @@ def pretrain(
             break
         for group in optimizer.param_groups:
             group["lr"] = p.lr * min(warmup(step - 1), decay(done))
-        while len(queue) < p.batch_size:
+        if not queue:
             items = caption_items(p.chunk, p.seed * 1_000_003 + chunk_index, settings)
-            queue += caption_trajectories(items, processor, cfg, rng)
+            queue = length_batches(
+                caption_trajectories(items, processor, cfg, rng), p.batch_size, rng
+            )
             chunk_index += 1
-        batch, queue = queue[: p.batch_size], queue[p.batch_size :]
+        batch = queue.pop()
         loss, _ = sft_loss(model, batch, processor)
         optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(loss):

@@ -4,9 +4,11 @@ Every item is a `Sample` (task `caption`) whose gold assistant text describes wh
 images show: per image, each object's size, colour and shape and where it is, in reading
 order ("Image 2: large red circle at top left, small blue square at bottom right."),
 sometimes followed by a count ("How many objects are in image 2?"). Scenes mix the two
-detail levels the question writer uses (one large object per image, or 1-4 objects of
+detail levels the question writer uses (one large object per image, or 1-3 objects of
 two sizes), one to three images each, drawn at sizes the tiny preset sees at 56 and
-112 px. No textures or text labels: at those resolutions the tiny model cannot read them.
+112 px. An image seen at 56 px (four vision tokens) always holds one large object: four
+tokens cannot carry more, and training on what the model cannot see wastes steps. No
+textures or text labels: at those resolutions the tiny model cannot read them.
 
 `describe_text` and `parse_description` are inverses; `description_scores` grades a
 generated description against the scene graph (the pretrained preset's model card).
@@ -56,16 +58,17 @@ class CaptionSettings:
     """What the caption scenes look like.
 
     image_sizes: drawn sizes (the tiny preset shows 56 px as 56 and 112-224 px as 112);
-    images: min and max images per item; coarse_p: share of images with one large object;
-    max_objects: objects per fine image; kinds: weights of describe-all, describe-one and
-    count questions.
+    images: min and max images per item; coarse_p: share of images with one large object
+    (all of them at sizes below `busy_from`); max_objects: objects per busy image; kinds:
+    weights of describe-all, describe-one and count questions.
     """
 
     image_sizes: tuple[int, ...] = (56, 112, 224)
     images: tuple[int, int] = (1, 3)
     coarse_p: float = 0.3
-    max_objects: int = 4
-    kinds: tuple[float, float, float] = (0.4, 0.4, 0.2)
+    max_objects: int = 3
+    kinds: tuple[float, float, float] = (0.3, 0.5, 0.2)
+    busy_from: int = 112
 
 
 def _reading_order(image: ImageSpec, size: int) -> list[Obj]:
