@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from miva.eval.stats import compare_paired, majority_share, wilson  # noqa: E402
+from miva.eval.stats import compare_paired, majority_share, wilson
 
 # ----------------------------------------------------------------------------- evaluation
 
@@ -114,7 +114,7 @@ def score_model(cfg, model, processor, samples, temperature: float, k: int = 1, 
             trajs = agent.rollout(part, k, seed=seed + i)
             flat = [s for s in part for _ in range(k)]
             rows = score(trajs, flat, settings)
-            for j, s in enumerate(part):
+            for j in range(len(part)):
                 group = range(j * k, (j + 1) * k)
                 out.correct.append([is_correct(rows[g]["accuracy"]) for g in group])
                 answers = Counter(
@@ -240,6 +240,7 @@ def main() -> None:
     ap.add_argument("--sft-batch", type=int, default=16)
     ap.add_argument("--sft-eval-every", type=int, default=100)
     ap.add_argument("--grpo-steps", type=int, default=60)
+    ap.add_argument("--grpo-lr", type=float, help="train.lr (default: the preset's)")
     ap.add_argument("--eval-every", type=int, default=10, help="GRPO steps between curve points")
     ap.add_argument("--curve-items", type=int, default=200, help="validation items per point")
     ap.add_argument("--headroom-k", type=int, default=8, help="samples per item for pass@k")
@@ -267,7 +268,7 @@ def main() -> None:
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = build_config(a, a.overrides)
+    cfg = build_config(a, ([f"train.lr={a.grpo_lr}"] if a.grpo_lr else []) + a.overrides)
     data = out / "data"
     if not (data / "dataset.json").exists():
         run_synth(cfg.data, data, progress=False)
@@ -325,7 +326,9 @@ def main() -> None:
         offset = t_sft / 60 if math.isfinite(t_sft) else 0.0
         stage = f"grpo {arm}".strip()
 
-        def grpo_point(step: int, model, stage=stage, clock=clock, offset=offset):
+        def grpo_point(
+            step: int, model, stage=stage, clock=clock, offset=offset, processor=processor
+        ):
             if step % a.eval_every and step != a.grpo_steps:
                 return None
             row = point(stage, a.sft_steps + step, model, processor, clock, offset)
@@ -341,7 +344,11 @@ def main() -> None:
             log_fn=grpo_point,
         )
         res = trainer.run()
-        grpo_runs[arm] = {"dir": out / name, "seconds": clock.minutes() * 60, "history": res.history}
+        grpo_runs[arm] = {
+            "dir": out / name,
+            "seconds": clock.minutes() * 60,
+            "history": res.history,
+        }
 
     # ------------------------------------------------------------------ SFT control
     control_dir = out / "sft-control"
@@ -442,8 +449,12 @@ def _fmt(row: dict[str, Any]) -> str:
 
 def print_tables(r: dict[str, Any], a) -> None:
     n = r["test_items"]
-    print(f"\ntask {r['task']} from {r['model']}; {n} test items, majority share {r['majority_share']:.3f}\n")
-    print("| model | greedy accuracy | 95% CI | accuracy at T=1 | tool-call rate | zooms on evidence | training minutes |")
+    print(
+        f"\ntask {r['task']} from {r['model']}; {n} test items, majority share {r['majority_share']:.3f}\n"
+    )
+    print(
+        "| model | greedy accuracy | 95% CI | accuracy at T=1 | tool-call rate | zooms on evidence | training minutes |"
+    )
     print("|---|---|---|---|---|---|---|")
     print(f"| majority label | {r['majority_share']:.3f} | - | - | - | - | - |")
     mins = r["minutes"]
@@ -461,7 +472,9 @@ def print_tables(r: dict[str, Any], a) -> None:
             f"| {label} | {m['acc']:.3f} | {lo:.3f}-{hi:.3f} | {t1} | {m['tool_call_rate']:.2f} | "
             f"{'-' if z != z else f'{z:.2f}'} | {minutes:.1f} |"
         )
-    print("\n| comparison (same test items) | gain, points | only A right | only B right | exact McNemar p |")
+    print(
+        "\n| comparison (same test items) | gain, points | only A right | only B right | exact McNemar p |"
+    )
     print("|---|---|---|---|---|")
     for name, c in r["comparisons"].items():
         print(
@@ -502,8 +515,10 @@ def plot(path: Path, curve, result) -> None:
     ax1.bar(
         ["majority", *labels],
         [result["majority_share"], *accs],
-        yerr=[[0, *(x - c[0] for x, c in zip(accs, cis, strict=True))],
-              [0, *(c[1] - x for x, c in zip(accs, cis, strict=True))]],
+        yerr=[
+            [0, *(x - c[0] for x, c in zip(accs, cis, strict=True))],
+            [0, *(c[1] - x for x, c in zip(accs, cis, strict=True))],
+        ],
     )
     ax1.set_ylabel(f"greedy test accuracy ({result['test_items']} items)")
     ax1.tick_params(axis="x", labelrotation=20, labelsize=7)

@@ -445,6 +445,14 @@ class PretrainConfig(Section):
         "default 0.3.",
     )
     max_objects: int = Field(3, ge=1, description="Objects per busy image; default 3.")
+    curriculum_fraction: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share of the schedule (steps or minutes) trained on one object in one "
+        "image before busier scenes: a model that sees one object learns colour and shape "
+        "faster, then binding them in reading order; default 0.3.",
+    )
     tool_prompt_fraction: float = Field(
         0.5,
         ge=0,

@@ -20,6 +20,7 @@ The result is saved as a `save_pretrained` folder with a model card (`card.json`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -173,6 +174,7 @@ def pretrain(
     random.seed(p.seed)
     torch.manual_seed(p.seed)
     settings = caption_settings(p)
+    first_stage = dataclasses.replace(settings, images=(1, 1), max_objects=1, kinds=(0.0, 1.0, 0.0))
     model, processor = load_policy(p.init, cfg.model, device_of(cfg))
     held_out = caption_items(p.eval_items, p.seed, settings, split="test")
     optimizer = torch.optim.AdamW(
@@ -209,7 +211,11 @@ def pretrain(
         for group in optimizer.param_groups:
             group["lr"] = p.lr * min(warmup(step - 1), decay(done))
         if not queue:
-            items = caption_items(p.chunk, p.seed * 1_000_003 + chunk_index, settings)
+            # curriculum: one object in one image first, then busier scenes
+            simple = done < p.curriculum_fraction * p.steps
+            items = caption_items(
+                p.chunk, p.seed * 1_000_003 + chunk_index, first_stage if simple else settings
+            )
             queue = length_batches(
                 caption_trajectories(items, processor, cfg, rng), p.batch_size, rng
             )
@@ -281,6 +287,8 @@ def write_card(folder: Path, cfg: Any, result: PretrainResult) -> dict[str, Any]
             "coarse_fraction": p.coarse_fraction,
             "max_objects": p.max_objects,
             "tool_prompt_fraction": p.tool_prompt_fraction,
+            "curriculum": f"one object in one image for the first {p.curriculum_fraction:.0%} "
+            "of the schedule",
             "samples_seen": result.steps * p.batch_size,
             "seed": p.seed,
         },
@@ -327,7 +335,8 @@ position of every object and the number of objects, in one to three images of
 - **Data**: `miva.data.synth.captions`, fresh scenes every step (no scene is seen twice),
   {card["data"]["samples_seen"]:,} samples; {int(100 * p.coarse_fraction)} % of images hold one large object, the
   others 1-{p.max_objects} small or large ones; {int(100 * p.tool_prompt_fraction)} % of prompts list the zoom and view tools.
-  Questions: "Describe the images.", "Describe image k.", "How many objects are in image k?".
+  Questions: "Describe the images.", "Describe image k.", "How many objects are in image k?";
+  for the first {int(100 * p.curriculum_fraction)} % of the schedule only one object in one image.
 - **Training**: {result.steps} steps of {p.batch_size} samples, AdamW lr {p.lr} with
   {p.warmup_steps} warm-up steps and cosine decay, {result.minutes:.1f} minutes on
   {card["training"]["cpu_threads"]} CPU thread(s) (load average at the end

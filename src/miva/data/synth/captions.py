@@ -122,7 +122,11 @@ def caption_item(rng: random.Random, settings: CaptionSettings, split: str = "tr
     scene = Scene(
         size,
         [
-            _random_image(d, rng.random() < settings.coarse_p, settings.max_objects)
+            _random_image(
+                d,
+                size < settings.busy_from or rng.random() < settings.coarse_p,
+                settings.max_objects,
+            )
             for _ in range(n)
         ],
     )
