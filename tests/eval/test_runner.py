@@ -159,6 +159,7 @@ def test_run_eval_dataset_and_benchmark_with_baseline(tmp_path):
     assert page.count("data:image/png;base64,") >= 10  # plots and gallery images inline
     assert "Skipped items (6)" in page and "tool images" in page and "delta" in page
     assert 'src="http' not in page  # self-contained
+    assert "test/overall: accuracy 1.000" in page and "majority share 0.333" in page
 
 
 def test_pass_at_k_when_sampling(tmp_path):

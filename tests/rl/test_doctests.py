@@ -14,6 +14,9 @@ MODULES = [f"miva.rl.rewards.{m.name}" for m in pkgutil.iter_modules(rewards_pkg
     "miva.rl.advantages",
     "miva.rl.losses",
     "miva.rl.masks",
+    "miva.rl.schedule",
+    "miva.agent.tools.zoom",
+    "miva.eval.verdict",
 ]
 
 

@@ -10,7 +10,10 @@ import torch
 
 
 def warmup_lambda(
-    warmup_steps: int, total_steps: int | None = None, decay: str = "constant", min_ratio: float = 0.1
+    warmup_steps: int,
+    total_steps: int | None = None,
+    decay: str = "constant",
+    min_ratio: float = 0.1,
 ):
     """LR multiplier: (step + 1) / warmup for the first `warmup_steps` steps, then 1, or a
     cosine / linear decay to `min_ratio` at `total_steps` (`rl/schedule.py`)."""
