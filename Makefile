@@ -7,6 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PRESET ?= tiny-cpu
 ARGS ?=
+# torch threads of `make pretrained-preset`: 1 is steadier than 2 on a machine shared with other jobs
+PRETRAIN_THREADS ?= 1
 env ?= dev
 TF_PLUGIN_DIR ?= /opt/tf-plugins
 # Kubeflow: `make images` writes the registry and tag it pushed to images/tags.env;
@@ -58,7 +60,7 @@ format: setup ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff format src tests bench components pipelines
 
 pretrained-preset: setup ## rebuild the tiny-pretrained model preset and its card (caption pretraining, <= 30 min on 2 cores)
-	$(VENV)/bin/miva pretrain -c $(PRESET) --out src/miva/agent/presets/tiny-pretrained $(ARGS)
+	OMP_NUM_THREADS=$(PRETRAIN_THREADS) $(VENV)/bin/miva pretrain -c $(PRESET) --out src/miva/agent/presets/tiny-pretrained $(ARGS)
 
 bench: setup ## run the CPU benchmarks; tables go to stdout and bench/RESULTS.md by hand
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

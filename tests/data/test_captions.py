@@ -93,7 +93,7 @@ def test_closeup_item_hides_a_small_object_in_one_cell():
         assert sol.candidates == 1 and sol.value in ("circle", "square", "triangle", "diamond")
         assert k == item.query["image"]
         side = box[2] - box[0]
-        assert 0.04 * 336 <= side <= 0.06 * 336
+        assert 0.09 * 336 - 1 <= side <= 0.11 * 336 + 1
         region = item.query["region"]
         assert position_word(box, 336) == region
         rows, cols = ("top", "middle", "bottom"), ("left", "centre", "right")

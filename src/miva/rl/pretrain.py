@@ -185,7 +185,9 @@ def pretrain(
     # minutes are not binding)
     decay = schedule(p.warmup_steps, p.steps, "cosine", p.min_lr_ratio)
     warmup = schedule(p.warmup_steps)
-    logger = MetricsLogger(out.parent / f"{out.name}-metrics.jsonl", prefix="pretrain/")
+    # the training curve ships with the model, next to its card
+    logger = MetricsLogger(out / "pretrain_metrics.jsonl", prefix="pretrain/")
+    logger.truncate_after(-1)
     rng = random.Random(p.seed)
     model.train()
     queue: list[list[Any]] = []
@@ -310,8 +312,9 @@ def write_card(folder: Path, cfg: Any, result: PretrainResult) -> dict[str, Any]
     }
     (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     s = result.scores
+    chance = {"size": "0.50", "colour": "0.20", "shape": "0.25", "position": "0.11"}
     rows = "\n".join(
-        f"| {name} | {s.get(key, 0.0):.3f} |"
+        f"| {name} | {s.get(key, 0.0):.3f} | {chance.get(key, '-')} |"
         for name, key in (
             ("description accuracy (mean of the four below)", "description_accuracy"),
             ("size", "size"),
@@ -341,11 +344,20 @@ position of every object and the number of objects, in one to three images of
   {p.warmup_steps} warm-up steps and cosine decay, {result.minutes:.1f} minutes on
   {card["training"]["cpu_threads"]} CPU thread(s) (load average at the end
   {card["training"]["load_average_at_end"]}; the machine was shared).
-- **Held-out** ({int(s.get("items", 0))} scenes never trained on, greedy decoding):
+- **Held-out** ({int(s.get("items", 0))} scenes never trained on, greedy decoding; per
+  attribute, objects matched in reading order, a missing object wrong on every attribute;
+  chance = guessing uniformly among the attribute's words):
 
-| measure | accuracy |
-|---|---|
+| measure | accuracy | chance |
+|---|---|---|
 {rows}
+
+- **Limits**: the training budget is {p.max_minutes} minutes, and on a shared machine the
+  clock binds before `pretrain.steps` ({p.steps}): a quieter machine trains more steps
+  (the cosine decay follows whichever budget ends first), a busier one fewer, so a
+  rebuild reproduces this card only on a machine as busy as this one was. Attributes
+  near their chance level are not learned yet; busy images (2-3 objects) are described
+  far worse than single objects.
 
 - **Rebuild**: `make pretrained-preset` (= `miva pretrain --out src/miva/agent/presets/tiny-pretrained`).
 - **Checksum**: `model.safetensors` sha256 `{card["weights_sha256"]}`

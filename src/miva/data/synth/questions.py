@@ -380,11 +380,12 @@ def write_difference(d: SceneDesigner, n: int, mc: bool) -> Item:
     return Item("difference", scene, query, "text", tid, stem)
 
 
-# The closeup task: the asked object is about 5 % of the image side and lies inside one cell
-# of a 3 x 3 grid, so that at the resolution the tiny preset sees a whole image (a 336 px
-# image shown at 112 px) it is a 5-6 px blot, while a zoom into its cell (112 px shown at
-# 112 px) shows it three times larger, at the size of the "small" objects of fine scenes.
-CLOSEUP_SIDE_FRACTION = (0.045, 0.057)
+# The closeup task: the asked object is about a tenth of the image side and lies inside one
+# cell of a 3 x 3 grid, so that at the resolution the tiny preset sees a whole image (a
+# 336 px image shown at 112 px) it is a 10-12 px blot that spans one vision patch, while a
+# zoom into its cell (112 px shown at 112 px) shows it three times larger, at the size of
+# the large objects the pretrained preset learned to describe.
+CLOSEUP_SIDE_FRACTION = (0.09, 0.11)
 GRID_CELLS: tuple[tuple[int, int], ...] = tuple((r, c) for r in range(3) for c in range(3))
 
 
