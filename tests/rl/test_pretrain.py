@@ -70,3 +70,13 @@ def test_pretrain_runs_and_writes_a_card(tmp_path):
     card = verify_card(tmp_path / "pt")
     assert card["training"]["steps"] == 3 and card["held_out"]["items"] == 4.0
     assert "make pretrained-preset" in (tmp_path / "pt" / "README.md").read_text()
+
+
+def test_pretrain_command_is_registered(capsys):
+    from miva.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["pretrain", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--minutes" in out and "--out" in out
