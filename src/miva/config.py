@@ -39,7 +39,7 @@ TASKS = (
     "difference",
     "closeup",
 )
-# Generated unless data.tasks says otherwise. `closeup` (a small object whose shape only a
+# Generated unless data.tasks says otherwise. `closeup` (a small object whose colour only a
 # zoom shows) is opt-in: it needs images much larger than the model's view (docs/learning.md).
 DEFAULT_TASKS = TASKS[:7]
 
@@ -511,14 +511,15 @@ class TrainConfig(Section):
     warmup_steps: int = Field(
         10,
         ge=0,
-        description="Optimizer steps of linear learning-rate warm-up from lr/warmup_steps to lr; "
-        "default 10 (about 5-10 % of a run; 0 disables). Keeps the first updates of a fresh "
-        "Adam state, whose second moments are still near zero, from overshooting.",
+        description="GRPO steps of linear learning-rate warm-up (mu optimizer updates each) "
+        "from a small rate to lr; default 10 (about 5-10 % of a run; 0 disables). Keeps the "
+        "first updates of a fresh Adam state, whose second moments are still near zero, from "
+        "overshooting.",
     )
     lr_decay: Literal["constant", "cosine", "linear"] = Field(
         "cosine",
-        description="Learning-rate shape after warm-up until train.steps: constant, or a cosine "
-        "or linear decay to min_lr_ratio x lr. Default cosine: at a constant rate GRPO gave back "
+        description="Learning-rate shape after warm-up until the last of train.steps: constant, "
+        "or a cosine or linear decay to min_lr_ratio x lr. Default cosine: at a constant rate GRPO gave back "
         "its gains within 60 steps on the tiny preset (bench/RESULTS.md); the decay lets the "
         "last updates settle.",
     )

@@ -264,3 +264,19 @@ def test_drawn_metrics_describe_every_group_before_dynamic_sampling():
     assert m["rollout/drawn/reward_mean"] == 0.75
     assert m["rollout/drawn/zoom_on_evidence"] == 0.75  # 3 of 4 zooms overlap the evidence
     assert rollout_metrics(mixed)["rollout/drawn/accuracy"] == 0.5  # no filter: the batch itself
+
+
+def test_lr_schedule_counts_grpo_steps_whatever_mu(dataset, tmp_path):
+    cfg = small_cfg(
+        "train.steps=4",
+        "train.mu=2",
+        "train.warmup_steps=1",
+        "train.lr_decay=linear",
+        "train.min_lr_ratio=0.0",
+    )
+    trainer = grpo.GRPOTrainer(cfg, "tiny-random", dataset, str(tmp_path / "out"), progress=False)
+    shape = trainer.engine.scheduler.lr_lambdas[0]
+    # 2 optimizer updates per GRPO step: 1 warm-up step = 2 updates, 4 steps = 8 updates
+    assert [round(shape(i), 3) for i in range(9)] == [
+        0.5, 1.0, 1.0, 0.833, 0.667, 0.5, 0.333, 0.167, 0.0,
+    ]  # fmt: skip

@@ -173,8 +173,9 @@ class GRPOTrainer:
             model,
             lr=self.t.lr,
             weight_decay=self.t.weight_decay,
-            warmup_steps=self.t.warmup_steps,
-            total_steps=self.t.steps,
+            # the engine's schedule counts optimizer updates: mu per GRPO step
+            warmup_steps=self.t.warmup_steps * self.t.mu,
+            total_steps=self.t.steps * self.t.mu,
             lr_decay=self.t.lr_decay,
             min_lr_ratio=self.t.min_lr_ratio,
             max_grad_norm=self.t.max_grad_norm,

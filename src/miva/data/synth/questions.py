@@ -64,9 +64,9 @@ TEMPLATES: dict[str, list[str]] = {
         "Look at image {k}. What text is on the {desc}?",
     ],
     "closeup": [
-        "What shape is the {desc} in image {k}?",
-        "In image {k}, which shape does the {desc} have?",
-        "Look at image {k}. What is the shape of the {desc}?",
+        "What colour is the {desc} in image {k}?",
+        "In image {k}, which colour does the {desc} have?",
+        "Look at image {k}. What is the colour of the {desc}?",
     ],
     "grounding": [
         "Give the bounding box of the {desc} in image {k}.",
@@ -380,12 +380,13 @@ def write_difference(d: SceneDesigner, n: int, mc: bool) -> Item:
     return Item("difference", scene, query, "text", tid, stem)
 
 
-# The closeup task: the asked object is about a tenth of the image side and lies inside one
-# cell of a 3 x 3 grid, so that at the resolution the tiny preset sees a whole image (a
-# 336 px image shown at 112 px) it is a 10-12 px blot that spans one vision patch, while a
-# zoom into its cell (112 px shown at 112 px) shows it three times larger, at the size of
-# the large objects the pretrained preset learned to describe.
-CLOSEUP_SIDE_FRACTION = (0.09, 0.11)
+# The closeup task: the asked object is about a twentieth of the image side and lies inside
+# one cell of a 3 x 3 grid, so that at the resolution the tiny preset sees a whole image (a
+# 336 px image shown at 112 px) it is a 5-6 px blot, while a zoom into its cell (112 px
+# shown at 112 px) shows it three times larger, at the size of the small objects of fine
+# scenes. Measured zero-shot with tiny-pretrained (48 scenes): the description names the
+# object's colour 21 % of the time from the whole image (chance 20 %), 88 % from the zoom.
+CLOSEUP_SIDE_FRACTION = (0.045, 0.057)
 GRID_CELLS: tuple[tuple[int, int], ...] = tuple((r, c) for r in range(3) for c in range(3))
 
 
@@ -409,9 +410,9 @@ def _place_in_cell(d: SceneDesigner, image: ImageSpec, attrs: dict[str, Any]) ->
 
 
 def write_closeup(d: SceneDesigner, n: int, mc: bool) -> Item:
-    """ "What shape is the small object in image k?": every image holds one small object in
+    """ "What colour is the small object in image k?": every image holds one small object in
     one grid cell and up to two large distractors elsewhere; only a zoom into the right
-    cell of the right image shows the shape (the query names the cell as `region`)."""
+    cell of the right image shows its colour (the query names the cell as `region`)."""
     rng = d.rng
     scene = Scene(d.size, [ImageSpec(rng.choice(("white", "grey"))) for _ in range(n)])
     targets = []
@@ -434,14 +435,14 @@ def write_closeup(d: SceneDesigner, n: int, mc: bool) -> Item:
         "task": "closeup",
         "image": k,
         "target": {"size": "small"},
-        "ask": "shape",
+        "ask": "colour",
         "region": position_word(target.bbox, d.size),
     }
     tid, stem = _phrase(rng, "closeup", desc=describe({"size": "small"}), k=k)
     if not mc:
         return Item("closeup", scene, query, "text", tid, stem)
-    pool = sorted(v for v in SHAPES if v != target.shape)
-    return Item("closeup", scene, query, "choice", tid, stem, [target.shape, *rng.sample(pool, 3)])
+    pool = sorted(v for v in COLOURS if v != target.colour)
+    return Item("closeup", scene, query, "choice", tid, stem, [target.colour, *rng.sample(pool, 3)])
 
 
 WRITERS: dict[str, Callable[[SceneDesigner, int, bool], Item]] = {
