@@ -20,7 +20,7 @@ What it measures, in order, on one synthetic dataset with train / val / test spl
    temperature of each model, the majority-label share, Wilson 95 % intervals, and the
    exact McNemar test of every comparison on the same items (GRPO vs SFT, GRPO vs control).
 
-`--tools-experiment` (task `closeup`: a small object's shape that only a zoom shows) trains
+`--tools-experiment` (task `closeup`: a small object's colour that only a zoom shows) trains
 one SFT model on gold trajectories with and without tools (`sft.no_tool_fraction`), whose
 zooms come from an imperfect demonstrator (`sft.zoom_demo_accuracy`), then GRPO twice from
 it for the same steps: with the zoom tool and without tools. It reports held-out accuracy,
