@@ -387,7 +387,8 @@ def main() -> None:
         g = score_model(arm_cfg, model, processor, test, 0.0)
         row: dict[str, Any] = {"greedy": g, "acc": g.accuracy()}
         if not a.skip_t1:
-            row["acc_t1"] = score_model(arm_cfg, model, processor, test, temp, seed=29).accuracy()
+            row["t1"] = score_model(arm_cfg, model, processor, test, temp, seed=29)
+            row["acc_t1"] = row["t1"].accuracy()
         scored[label] = row
         print(f"{label}: greedy {g.accuracy():.3f}", flush=True)
 
@@ -397,6 +398,9 @@ def main() -> None:
         if x in scored and y in scored:
             c = compare_paired(scored[x]["greedy"].first, scored[y]["greedy"].first)
             comparisons[f"{x} vs {y}"] = c.to_dict()
+            if "t1" in scored[x] and "t1" in scored[y]:
+                c = compare_paired(scored[x]["t1"].first, scored[y]["t1"].first)
+                comparisons[f"{x} vs {y}, one sample at T=1"] = c.to_dict()
 
     for arm in arms:
         label = f" ({arm})" if arm else ""
