@@ -411,7 +411,7 @@ def _place_in_cell(d: SceneDesigner, image: ImageSpec, attrs: dict[str, Any]) ->
 
 def write_closeup(d: SceneDesigner, n: int, mc: bool) -> Item:
     """ "What colour is the small object in image k?": every image holds one small object in
-    one grid cell and up to two large distractors elsewhere; only a zoom into the right
+    one grid cell and at most one large distractor elsewhere; only a zoom into the right
     cell of the right image shows its colour (the query names the cell as `region`)."""
     rng = d.rng
     scene = Scene(d.size, [ImageSpec(rng.choice(("white", "grey"))) for _ in range(n)])
@@ -419,7 +419,7 @@ def write_closeup(d: SceneDesigner, n: int, mc: bool) -> Item:
     for image in scene.images:
         attrs = {"size": "small", "colour": rng.choice(list(COLOURS)), "shape": rng.choice(SHAPES)}
         targets.append(_place_in_cell(d, image, attrs))
-        for _ in range(rng.randint(0, 2)):
+        for _ in range(rng.randint(0, 1)):
             big = {
                 "size": "large",
                 "colour": rng.choice(list(COLOURS)),
