@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# checkov and hadolint live in their own venv: checkov's pins clash with constraints.txt.
+TOOLS_VENV ?= .venv-tools
 PRESET ?= tiny-cpu
 ARGS ?=
 # torch threads of `make pretrained-preset`: 1 is steadier than 2 on a machine shared with other jobs
@@ -19,12 +21,15 @@ PLATFORM ?= linux/amd64
 PIPELINE_YAML ?= pipeline.yaml
 WAIT ?=
 IMAGE_SETS = $(if $(IMAGE_TAG),--set pipeline.image_registry=$(IMAGE_REGISTRY) --set pipeline.image_tag=$(IMAGE_TAG))
+# GPU check: wheels built here (make gpu-wheels), installed on the GPU machine (make gpu-check)
+GPU_WHEELS ?= build/gpu-wheels
+GPU_CHECK_OUT ?= gpu-check.json
 
 .DEFAULT_GOAL := help
 
 .PHONY: help setup system-deps run synth validate test test-slow lint format bench pretrained-preset \
-        infra-validate infra-plan infra-apply infra-destroy \
-        pipeline-compile pipeline-run images clean
+        scan-tools infra-validate infra-plan infra-apply infra-destroy \
+        pipeline-compile pipeline-run images clean gpu-wheels gpu-check
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,7 +43,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed ## create .venv and install miva with its dev extras (pinned by constraints.txt)
 
-system-deps: ## install system packages the integration tests need (PostgreSQL 15) when missing
+$(TOOLS_VENV)/.installed: infra/scan-requirements.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install -q -r infra/scan-requirements.txt
+	touch $@
+
+scan-tools: $(TOOLS_VENV)/.installed ## create .venv-tools with the pinned IaC scanners (checkov, hadolint) from infra/scan-requirements.txt
+
+system-deps: ## install system packages when missing: bubblewrap (python sandbox), PostgreSQL 15 (integration tests)
 	@bash scripts/system-deps.sh
 
 run: setup ## run the whole local pipeline (kfp.local, all six stages) on PRESET=tiny-cpu, then print a summary
@@ -65,8 +78,20 @@ pretrained-preset: setup ## rebuild the tiny-pretrained model preset and its car
 bench: setup ## run the CPU benchmarks; tables go to stdout and bench/RESULTS.md by hand
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-infra-validate: ## terraform fmt/validate/test offline and kustomize checks (TF_PLUGIN_DIR=$(TF_PLUGIN_DIR))
-	TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) infra/validate.sh
+gpu-wheels: setup ## build into GPU_WHEELS the wheels gpu-check needs beside torch+transformers (MIVA, DeepSpeed, peft, deps; < 64 MiB)
+	$(PY) bench/gpu_wheels.py --out $(GPU_WHEELS)
+
+gpu-check: ## on a GPU machine (python3 with torch+transformers, no network): install GPU_WHEELS into a temp dir, run bench/gpu_check.py (< 8 min) -> GPU_CHECK_OUT
+	@set -euo pipefail; \
+	ls $(GPU_WHEELS)/*.whl >/dev/null 2>&1 || { echo "no wheels in $(GPU_WHEELS): run make gpu-wheels on a machine with network first"; exit 1; }; \
+	site=$$(mktemp -d /tmp/miva-gpu-site.XXXXXX); \
+	$(PYTHON) -m pip install -q --no-deps --no-index --target $$site $(GPU_WHEELS)/*.whl; \
+	PYTHONPATH=$$site MIVA_CONFIG_DIR=$(CURDIR)/configs PATH=$$site/bin:$$PATH \
+	  $(PYTHON) bench/gpu_check.py --out $(GPU_CHECK_OUT) $(ARGS)
+
+infra-validate: $(TOOLS_VENV)/.installed ## terraform fmt/validate/test offline, kustomize checks, hadolint and checkov with infra/checkov-skips.yaml (TF_PLUGIN_DIR=$(TF_PLUGIN_DIR))
+	TF_PLUGIN_DIR=$(TF_PLUGIN_DIR) SCAN_PYTHON=$(TOOLS_VENV)/bin/python HADOLINT=$(TOOLS_VENV)/bin/hadolint \
+	  infra/validate.sh
 
 infra-plan: ## terraform plan for AWS (env=dev|prod), saved to infra/terraform/$(env).tfplan
 	infra/scripts/terraform.sh plan $(env)
@@ -83,19 +108,22 @@ pipeline-compile: setup ## compile the Kubeflow pipeline to PIPELINE_YAML (PRESE
 pipeline-run: setup ## compile and submit to KFP_HOST (KFP_TOKEN/KFP_COOKIES for auth; WAIT=1 follows the run)
 	$(VENV)/bin/miva pipeline run -c $(PRESET) --output $(PIPELINE_YAML) $(IMAGE_SETS) $(if $(WAIT),--wait) $(ARGS)
 
-images: ## build and push miva-base and miva-gpu with docker buildx (IMAGE_REGISTRY=...); tag = version-commit
+images: ## build and push miva-base and miva-gpu with docker buildx (IMAGE_REGISTRY=...); tag = version-commit, digests to images/tags.env
 	@set -euo pipefail; \
 	version=$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml); \
 	commit=$$(git rev-parse --short=12 HEAD); \
 	tag="$$version-$$commit"; \
 	if [ -n "$$(git status --porcelain -- src configs images pyproject.toml constraints.txt)" ]; then \
 	  echo "warning: uncommitted changes go into images tagged $$tag"; fi; \
+	meta=$$(mktemp -d); trap 'rm -rf "$$meta"' EXIT; \
 	for kind in base gpu; do \
 	  docker buildx build --platform $(PLATFORM) -f images/$$kind.Dockerfile \
-	    -t $(IMAGE_REGISTRY)/miva-$$kind:$$tag --push . ; \
+	    -t $(IMAGE_REGISTRY)/miva-$$kind:$$tag --metadata-file "$$meta/$$kind.json" --push . ; \
 	done; \
-	printf '# written by make images\nIMAGE_REGISTRY=%s\nIMAGE_TAG=%s\n' '$(IMAGE_REGISTRY)' "$$tag" > images/tags.env; \
-	echo "pushed $(IMAGE_REGISTRY)/miva-{base,gpu}:$$tag (images/tags.env)"
+	digest() { $(PYTHON) -c 'import json,sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$$meta/$$1.json"; }; \
+	printf '# written by make images\nIMAGE_REGISTRY=%s\nIMAGE_TAG=%s\nIMAGE_DIGEST_BASE=%s\nIMAGE_DIGEST_GPU=%s\n' \
+	  '$(IMAGE_REGISTRY)' "$$tag" "$$(digest base)" "$$(digest gpu)" > images/tags.env; \
+	echo "pushed $(IMAGE_REGISTRY)/miva-{base,gpu}:$$tag (tag and digests in images/tags.env)"
 
 clean: ## remove local artifacts (.miva); keeps .venv
 	rm -rf .miva

@@ -21,7 +21,14 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 # ---------------------------------------------------------------- runtime: venv + presets
 FROM ${PYTHON_IMAGE} AS runtime
 ARG MIVA_UID=10001
-RUN groupadd --gid ${MIVA_UID} miva \
+# bubblewrap: kernel isolation of the python tool's sandbox where the runtime allows
+# namespaces (a laptop, gVisor nodes); `miva sandbox serve` reports which mode it runs.
+# Accepted: the package follows the base image's Debian release (its security pocket).
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid ${MIVA_UID} miva \
  && useradd --uid ${MIVA_UID} --gid miva --create-home --home-dir /home/miva miva
 COPY --from=build /opt/venv /opt/venv
 COPY configs /opt/miva/configs

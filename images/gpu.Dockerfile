@@ -15,7 +15,12 @@ ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04
 
 # ---------------------------------------------------------------- build: wheels into a venv
 FROM ${CUDA_DEVEL_IMAGE} AS build
+# A failing command inside a pipe fails the build (the constraints step below pipes).
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Accepted: apt packages follow the CUDA base image's Ubuntu release (its security pocket);
+# exact versions would break rebuilds each time Ubuntu replaces one with a fixed build.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3.12 python3.12-venv python3.12-dev git \
  && rm -rf /var/lib/apt/lists/*
@@ -35,8 +40,11 @@ RUN cut -d= -f1 images/gpu-pins.txt | grep -v '^#' | sed 's/^/^/; s/$/==/' > /tm
 
 # ---------------------------------------------------------------- runtime: venv + presets
 FROM ${CUDA_RUNTIME_IMAGE} AS runtime
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG MIVA_UID=10001
 ENV DEBIAN_FRONTEND=noninteractive
+# Accepted: as in the build stage (apt packages follow the base image's Ubuntu release).
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3.12 libgomp1 \
  && rm -rf /var/lib/apt/lists/* \

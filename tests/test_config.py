@@ -51,3 +51,29 @@ def test_cli_reports_config_errors_without_traceback(capsys):
     assert main(["config", "--set", "train.group_size=3"]) == 2
     err = capsys.readouterr().err
     assert "micro_batch_size" in err and "Traceback" not in err
+
+
+def test_errors_are_one_line_naming_the_key_and_where_the_value_came_from(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny-cpu", ["agent.python.cpu_seconds=-1"])
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith("invalid config: agent.python.cpu_seconds = -1 (from --set ")
+    # a cross-field rule names the override that broke it
+    with pytest.raises(ConfigError, match=r"\(from --set train.group_size=3\)"):
+        load_config("tiny-cpu", ["train.group_size=3"])
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("seed: 1\ndata:\n  n: -5\n  bogus: 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(preset)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert f"data.n = -5 (from {preset}:3)" in msg and f"data.bogus = 1 (from {preset}:4)" in msg
+
+
+def test_invalid_yaml_is_one_line_with_its_position(tmp_path):
+    preset = tmp_path / "broken.yaml"
+    preset.write_text("data:\n  n: [1\nseed: 1\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: invalid YAML: line 3, column 5: ") as err:
+        load_config(preset)
+    assert "\n" not in str(err.value)

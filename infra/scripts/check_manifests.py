@@ -1,6 +1,6 @@
 """Offline schema and contract check of rendered kustomize output.
 
-Usage: check_manifests.py [--kubernetes-version 1.33] RENDERED.yaml [...]
+Usage: check_manifests.py [--kubernetes-version 1.33] [--pods-only] RENDERED.yaml [...]
 
 Every document is checked against a real schema, chosen by kind:
   built-in kinds         kubernetes-validate (the Kubernetes OpenAPI schemas), strict:
@@ -8,8 +8,17 @@ Every document is checked against a real schema, chosen by kind:
   trainer.kubeflow.org   kubeflow-trainer-api (models generated from the Trainer CRDs):
                          types are validated; fields the models drop are unknown fields
   karpenter.sh / .k8s.aws  infra/k8s/schemas/*.json (our JSON Schemas of the v1 API)
+  serving.kserve.io      infra/k8s/schemas/serving.kserve.io_v1beta1_inferenceservice.json
+                         for KServe's own fields, plus the Kubernetes Pod schema (strict)
+                         for the pod and container fields a predictor embeds
 A kind with none of these is an error, so nothing passes unchecked. Then the contract
-with the pipeline is checked on the whole rendering (see check_contract).
+with the pipeline is checked on the whole rendering (see check_contract), and the security
+contract of MIVA's own workloads (see check_security): the pod templates of objects
+labelled app.kubernetes.io/part-of=miva, including those inside CRDs that generic
+scanners cannot read (the Trainer runtime), run restricted, without an API token, on
+images pinned by tag and digest, and isolated by NetworkPolicies. With --pods-only (a
+folder that is not a whole overlay, such as k8s/serving) the overlay-wide promises are
+skipped: only the per-pod rules and the security contract of the objects in the file.
 
 Exit status 0 when everything passes, 1 otherwise; one line per problem.
 """
@@ -19,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,6 +41,41 @@ SCHEMA_DIR = Path(__file__).resolve().parents[1] / "k8s" / "schemas"
 CUSTOM_SCHEMAS = {
     ("karpenter.sh/v1", "NodePool"): "karpenter.sh_v1_nodepool.json",
     ("karpenter.k8s.aws/v1", "EC2NodeClass"): "karpenter.k8s.aws_v1_ec2nodeclass.json",
+    ("serving.kserve.io/v1beta1", "InferenceService"): (
+        "serving.kserve.io_v1beta1_inferenceservice.json"
+    ),
+}
+# Fields of a KServe `model` spec that are not Container fields.
+KSERVE_MODEL_FIELDS = {
+    "modelFormat",
+    "runtime",
+    "runtimeVersion",
+    "protocolVersion",
+    "storageUri",
+    "storage",
+}
+# Fields of a KServe component (predictor, transformer) that are not PodSpec fields.
+KSERVE_COMPONENT_FIELDS = {
+    "minReplicas",
+    "maxReplicas",
+    "scaleTarget",
+    "scaleMetric",
+    "scaleMetricType",
+    "containerConcurrency",
+    "timeout",
+    "canaryTrafficPercent",
+    "labels",
+    "annotations",
+    "deploymentStrategy",
+    "autoScaling",
+    "batcher",
+    "logger",
+    "workerSpec",
+    "storageContainerName",
+    "storageUris",
+    "model",
+    *("huggingface", "lightgbm", "onnx", "paddle", "pmml", "pytorch", "sklearn"),
+    *("tensorflow", "triton", "xgboost"),
 }
 TRAINER_GROUP = "trainer.kubeflow.org/"
 
@@ -41,6 +86,17 @@ PIPELINE_NAMESPACE = "kubeflow"
 PIPELINE_SERVICE_ACCOUNT = "miva-pipeline"
 MLFLOW_URI = "http://mlflow.miva.svc.cluster.local:5000"
 POD_TEMPLATE_KINDS = {"Deployment", "DaemonSet", "StatefulSet", "Job", "ReplicaSet"}
+
+# The security contract (see check_security).
+PART_OF = ("app.kubernetes.io/part-of", "miva")
+# KFP labels every pod of a run with its run id; the pipeline pods are not in the overlays
+# (KFP creates them), so their NetworkPolicy is checked against a pod with this label.
+PIPELINE_POD_LABELS = {"pipeline/runid": "any-run"}
+# Pods that run model-written code carry this label and may send nothing at all.
+SANDBOX_LABELS = {"miva.ai/workload": "sandbox"}
+PINNED_IMAGE = re.compile(
+    r"^[^@\s]+:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})@sha256:[0-9a-f]{64}$"
+)
 
 
 @dataclass(frozen=True)
@@ -157,11 +213,45 @@ def check_builtin(doc: Document, kubernetes_version: str) -> list[str] | None:
     return []
 
 
+def component_pod(component: dict[str, Any]) -> dict[str, Any]:
+    """The pod a KServe component becomes: its PodSpec fields, its `model` as a container."""
+    spec = {k: v for k, v in component.items() if k not in KSERVE_COMPONENT_FIELDS}
+    model = component.get("model")
+    if isinstance(model, dict):
+        container = {k: v for k, v in model.items() if k not in KSERVE_MODEL_FIELDS}
+        container.setdefault("name", "kserve-container")
+        spec["containers"] = [container, *spec.get("containers", [])]
+    return spec
+
+
+def check_inference_service(doc: Document, kubernetes_version: str) -> list[str]:
+    """KServe's fields against our schema, the embedded pod against Kubernetes' own."""
+    problems = check_custom(doc, CUSTOM_SCHEMAS[(doc.api_version, doc.kind)])
+    for name, component in doc.body.get("spec", {}).items():
+        if name not in ("predictor", "transformer") or not isinstance(component, dict):
+            continue
+        spec = component_pod(component)
+        if not spec.get("containers"):
+            problems.append(f"{doc.where()}: spec.{name} has neither containers nor a model")
+            continue
+        pod = Document(
+            doc.source,
+            doc.index,
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": doc.name}, "spec": spec},
+        )
+        found = check_builtin(pod, kubernetes_version) or []
+        problems.extend(p.replace("Pod/", f"InferenceService/spec.{name}: Pod/", 1) for p in found)
+    return problems
+
+
 def check_schema(doc: Document, kubernetes_version: str) -> tuple[str, list[str]]:
     """(what checked it, problems)."""
     if doc.api_version.startswith(TRAINER_GROUP):
         return "kubeflow-trainer-api", check_trainer(doc)
     custom = CUSTOM_SCHEMAS.get((doc.api_version, doc.kind))
+    if custom and doc.kind == "InferenceService":
+        checker = f"schemas/{custom} + kubernetes-validate {kubernetes_version} (pod)"
+        return checker, check_inference_service(doc, kubernetes_version)
     if custom:
         return f"schemas/{custom}", check_custom(doc, custom)
     builtin = check_builtin(doc, kubernetes_version)
@@ -173,19 +263,35 @@ def check_schema(doc: Document, kubernetes_version: str) -> tuple[str, list[str]
 # ------------------------------------------------------------------ contract checks
 
 
-def pod_specs(doc: Document) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(path, pod spec) of every pod template in the object."""
+def pod_templates(doc: Document) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, pod template: metadata and spec) of every pod template in the object."""
     body = doc.body
     if doc.kind in POD_TEMPLATE_KINDS:
-        spec = body.get("spec", {}).get("template", {}).get("spec")
-        if isinstance(spec, dict):
-            yield "spec.template.spec", spec
+        template = body.get("spec", {}).get("template")
+        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+            yield "spec.template", template
+    if doc.kind == "InferenceService":  # KServe gives the pods the object's and component's labels
+        meta_labels = body.get("metadata", {}).get("labels") or {}
+        for name in ("predictor", "transformer"):
+            component = body.get("spec", {}).get(name)
+            if isinstance(component, dict):
+                labels = {**meta_labels, **(component.get("labels") or {})}
+                yield (
+                    f"spec.{name}",
+                    {"metadata": {"labels": labels}, "spec": component_pod(component)},
+                )
     if doc.kind in {"ClusterTrainingRuntime", "TrainingRuntime"}:
         jobs = body.get("spec", {}).get("template", {}).get("spec", {}).get("replicatedJobs", [])
         for job in jobs:
-            spec = job.get("template", {}).get("spec", {}).get("template", {}).get("spec")
-            if isinstance(spec, dict):
-                yield f"replicatedJobs[{job.get('name')}]", spec
+            template = job.get("template", {}).get("spec", {}).get("template")
+            if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+                yield f"replicatedJobs[{job.get('name')}]", template
+
+
+def pod_specs(doc: Document) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, pod spec) of every pod template in the object."""
+    for path, template in pod_templates(doc):
+        yield f"{path}.spec", template["spec"]
 
 
 def requests_gpu(pod: dict[str, Any]) -> bool:
@@ -225,8 +331,9 @@ def secret_value(doc: Document, key: str) -> str | None:
     return None
 
 
-def check_contract(docs: list[Document]) -> list[str]:
-    """The promises the k8s manifests make to the pipeline (one rendered overlay)."""
+def check_contract(docs: list[Document], pods_only: bool = False) -> list[str]:
+    """The promises the k8s manifests make to the pipeline (one rendered overlay); with
+    `pods_only`, only the per-pod rules."""
     problems: list[str] = []
     rendered = yaml.safe_dump_all([d.body for d in docs])
     if "placeholder" in rendered:
@@ -246,6 +353,8 @@ def check_contract(docs: list[Document]) -> list[str]:
                 problems.append(
                     f"{doc.where()}: {path} selects the GPU pool but does not tolerate {GPU_TAINT_KEY}:NoSchedule"
                 )
+    if pods_only:
+        return problems
 
     service = find(docs, "Service", "mlflow", "miva")
     if service is None:
@@ -317,8 +426,150 @@ def check_contract(docs: list[Document]) -> list[str]:
     return problems
 
 
-def check_file(path: Path, kubernetes_version: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """([(object, checked by)], problems) for one rendered overlay."""
+# ------------------------------------------------------------------ security contract
+
+
+def selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector (matchLabels, matchExpressions) matches labels."""
+    selector = selector or {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, operator, values = expr["key"], expr["operator"], expr.get("values") or []
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def isolation(docs: list[Document], namespace: str, labels: dict[str, str]) -> set[str]:
+    """Policy types ("Ingress", "Egress") for which some NetworkPolicy isolates the pod."""
+    types: set[str] = set()
+    for policy in docs:
+        if policy.kind != "NetworkPolicy" or policy.namespace != namespace:
+            continue
+        spec = policy.body.get("spec", {})
+        if selects(spec.get("podSelector"), labels):
+            declared = spec.get("policyTypes") or ["Ingress"]
+            types.update(declared)
+    return types
+
+
+def egress_allowed(docs: list[Document], namespace: str, labels: dict[str, str]) -> list[str]:
+    """Names of NetworkPolicies that select the pod and allow it some egress."""
+    names = []
+    for policy in docs:
+        if policy.kind != "NetworkPolicy" or policy.namespace != namespace:
+            continue
+        spec = policy.body.get("spec", {})
+        if selects(spec.get("podSelector"), labels) and spec.get("egress"):
+            names.append(policy.name)
+    return names
+
+
+def container_problems(container: dict[str, Any], pod_context: dict[str, Any]) -> list[str]:
+    """How one container falls short of the restricted profile, or has an unpinned image."""
+    name = container.get("name", "?")
+    context = container.get("securityContext") or {}
+    found = []
+    if context.get("allowPrivilegeEscalation") is not False:
+        found.append(f"container {name}: allowPrivilegeEscalation must be false")
+    if context.get("readOnlyRootFilesystem") is not True:
+        found.append(
+            f"container {name}: readOnlyRootFilesystem must be true (mount an emptyDir where it writes)"
+        )
+    if context.get("privileged"):
+        found.append(f"container {name}: must not be privileged")
+    capabilities = context.get("capabilities") or {}
+    if "ALL" not in (capabilities.get("drop") or []):
+        found.append(f"container {name}: capabilities must drop ALL")
+    if capabilities.get("add"):
+        found.append(f"container {name}: must not add capabilities {capabilities['add']}")
+    if context.get("runAsNonRoot", pod_context.get("runAsNonRoot")) is not True:
+        found.append(f"container {name}: runAsNonRoot must be true (pod or container)")
+    seccomp = context.get("seccompProfile", pod_context.get("seccompProfile")) or {}
+    if seccomp.get("type") != "RuntimeDefault":
+        found.append(f"container {name}: seccompProfile must be RuntimeDefault (pod or container)")
+    image = str(container.get("image", ""))
+    match = PINNED_IMAGE.match(image)
+    if match is None or match.group("tag") == "latest":
+        found.append(
+            f"container {name}: image {image!r} must be pinned as <name>:<tag>@sha256:<digest> (not latest)"
+        )
+    return found
+
+
+def check_security(docs: list[Document], pods_only: bool = False) -> list[str]:
+    """The security contract of MIVA's own workloads (one rendered overlay).
+
+    Objects labelled app.kubernetes.io/part-of=miva that hold pod templates: restricted
+    security context on every container, no service-account token (a pod that calls the
+    API says so on its ServiceAccount, not here), images pinned by tag and digest, and
+    NetworkPolicies isolating the pods both ways in the namespace they run in; pods
+    labelled miva.ai/workload=sandbox (model-written code) allowed no egress at all. Namespaces
+    MIVA owns enforce the restricted Pod Security profile. The pipeline pods, which KFP
+    creates from the compiled pipeline, must be isolated in the pipeline namespace.
+    """
+    problems: list[str] = []
+    for doc in docs:
+        labels = doc.body.get("metadata", {}).get("labels") or {}
+        if labels.get(PART_OF[0]) != PART_OF[1]:
+            continue
+        if doc.kind == "Namespace":
+            enforce = labels.get("pod-security.kubernetes.io/enforce")
+            if enforce != "restricted":
+                problems.append(
+                    f"{doc.where()}: label pod-security.kubernetes.io/enforce=restricted is missing"
+                )
+            continue
+        for path, template in pod_templates(doc):
+            pod = template["spec"]
+            where = f"{doc.where()}: {path}"
+            if pod.get("automountServiceAccountToken") is not False:
+                problems.append(
+                    f"{where}: automountServiceAccountToken must be false (only pods that call the API get a token)"
+                )
+            pod_context = pod.get("securityContext") or {}
+            for container in pod.get("initContainers", []) + pod.get("containers", []):
+                problems.extend(f"{where}: {p}" for p in container_problems(container, pod_context))
+            namespace = doc.namespace or PIPELINE_NAMESPACE  # cluster-scoped runtimes run there
+            pod_labels = (template.get("metadata") or {}).get("labels") or {}
+            missing = {"Ingress", "Egress"} - isolation(docs, namespace, pod_labels)
+            if missing:
+                problems.append(
+                    f"{where}: no NetworkPolicy in namespace {namespace} isolates these pods "
+                    f"({', '.join(sorted(missing))}); add one selecting labels {pod_labels}"
+                )
+            if all(pod_labels.get(k) == v for k, v in SANDBOX_LABELS.items()):
+                leaks = egress_allowed(docs, namespace, pod_labels)
+                if leaks:
+                    problems.append(
+                        f"{where}: sandbox pods run model-written code and get no egress, "
+                        f"but NetworkPolicy {', '.join(leaks)} allows some"
+                    )
+    if pods_only:  # not an overlay: the pipeline namespace is not in this file
+        return problems
+    missing = {"Ingress", "Egress"} - isolation(docs, PIPELINE_NAMESPACE, PIPELINE_POD_LABELS)
+    if missing:
+        problems.append(
+            f"no NetworkPolicy in namespace {PIPELINE_NAMESPACE} isolates the pipeline pods "
+            f"(label pipeline/runid) for {', '.join(sorted(missing))}"
+        )
+    return problems
+
+
+def check_file(
+    path: Path, kubernetes_version: str, pods_only: bool = False
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """([(object, checked by)], problems) for one rendered overlay (or, with `pods_only`,
+    any rendered folder)."""
     docs, problems = load_documents(path)
     checked = []
     for doc in docs:
@@ -326,7 +577,8 @@ def check_file(path: Path, kubernetes_version: str) -> tuple[list[tuple[str, str
         checked.append((f"{doc.kind}/{doc.name}", checker))
         problems.extend(found)
     if docs:
-        problems.extend(f"{path}: {p}" for p in check_contract(docs))
+        problems.extend(f"{path}: {p}" for p in check_contract(docs, pods_only))
+        problems.extend(f"{path}: {p}" for p in check_security(docs, pods_only))
     return checked, problems
 
 
@@ -334,10 +586,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--kubernetes-version", default="1.33")
+    parser.add_argument(
+        "--pods-only",
+        action="store_true",
+        help="schemas, per-pod rules and the security contract, not the whole-overlay contract",
+    )
     args = parser.parse_args(argv)
     failed = False
     for path in args.files:
-        checked, problems = check_file(path, args.kubernetes_version)
+        checked, problems = check_file(path, args.kubernetes_version, args.pods_only)
         status = "ok" if not problems else f"{len(problems)} problem(s)"
         print(f"{path}: {len(checked)} objects, {status}")
         for obj, checker in checked:

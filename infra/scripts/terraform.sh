@@ -22,6 +22,23 @@ approve=()
 
 tf() { terraform -chdir="$TF" "$@"; }
 
+# The images the k8s manifests run: the build `make images` recorded (tag and digests).
+# Without it the overlay gets a placeholder image that the manifest check rejects.
+TAGS="$ROOT/images/tags.env"
+tags_value() { sed -n "s/^$1=//p" "$TAGS" | tail -n 1; }
+if [ -f "$TAGS" ] && [ -n "$(tags_value IMAGE_TAG)" ]; then
+  export TF_VAR_image_tag="$(tags_value IMAGE_TAG)"
+  digests=()
+  for pair in "miva-base:IMAGE_DIGEST_BASE" "miva-gpu:IMAGE_DIGEST_GPU"; do
+    value="$(tags_value "${pair#*:}")"
+    [ -n "$value" ] && digests+=("\"${pair%%:*}\" = \"$value\"")
+  done
+  export TF_VAR_image_digests="{ $(IFS=,; echo "${digests[*]}") }"
+  echo "images: tag $TF_VAR_image_tag from images/tags.env (registry $(tags_value IMAGE_REGISTRY))"
+else
+  echo "images: no images/tags.env yet; run make images IMAGE_REGISTRY=<ecr> and then this again" >&2
+fi
+
 tf init -input=false -upgrade=false >/dev/null
 tf workspace select -or-create "$env" >/dev/null
 

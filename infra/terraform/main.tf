@@ -10,9 +10,17 @@ locals {
   name         = "miva-${var.environment}"
   cluster_name = "miva-${var.environment}"
   account_id   = data.aws_caller_identity.current.account_id
+  partition    = data.aws_partition.current.partition
   bucket_name  = var.artifact_bucket_name != "" ? var.artifact_bucket_name : "miva-${var.environment}-artifacts-${local.account_id}"
   # MLflow stores its artifacts under this prefix of the artifact bucket.
   mlflow_artifact_prefix = "mlflow"
+}
+
+# One KMS key for all CloudWatch log groups of the stack.
+module "log_encryption" {
+  source = "./modules/log_encryption"
+  name   = local.name
+  region = var.region
 }
 
 module "network" {
@@ -23,6 +31,8 @@ module "network" {
   availability_zones = var.availability_zones
   single_nat_gateway = var.single_nat_gateway
   cluster_name       = local.cluster_name
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = module.log_encryption.key_arn
 }
 
 module "eks" {
@@ -32,8 +42,11 @@ module "eks" {
   subnet_ids             = module.network.private_subnet_ids
   endpoint_public_access = var.cluster_endpoint_public_access
   endpoint_public_cidrs  = var.cluster_endpoint_public_cidrs
+  service_cidr           = var.service_cidr
   admin_principal_arns   = var.cluster_admin_principal_arns
   system_node_group      = var.system_node_group
+  log_retention_days     = var.log_retention_days
+  log_kms_key_arn        = module.log_encryption.key_arn
 }
 
 module "gpu_node_group" {
@@ -83,6 +96,8 @@ module "mlflow_db" {
   subnet_ids             = module.network.private_subnet_ids
   client_security_groups = { eks-cluster = module.eks.cluster_security_group_id }
   settings               = var.mlflow_db
+  log_retention_days     = var.log_retention_days
+  log_kms_key_arn        = module.log_encryption.key_arn
 }
 
 # ------------------------------------------------------------------ workload identities
@@ -175,8 +190,10 @@ module "mlflow_identity" {
 }
 
 # Cluster Autoscaler (kube-system/cluster-autoscaler) scales the managed GPU groups from zero
-# when a GPU pod is pending. EKS tags managed node group ASGs with
-# k8s.io/cluster-autoscaler/<cluster>=owned; writes are limited to those groups.
+# when a GPU pod is pending. EKS names managed node group ASGs eks-<group>-<id> and tags
+# them k8s.io/cluster-autoscaler/<cluster>=owned; writes are limited to those groups, and
+# node group lookups to this cluster. Only the Describe/Get calls, which IAM cannot scope
+# to a resource, keep "*".
 module "cluster_autoscaler_identity" {
   source          = "./modules/pod_identity"
   name            = "${local.name}-cluster-autoscaler"
@@ -199,15 +216,20 @@ module "cluster_autoscaler_identity" {
           "ec2:DescribeInstanceTypes",
           "ec2:DescribeLaunchTemplateVersions",
           "ec2:GetInstanceTypesFromInstanceRequirements",
-          "eks:DescribeNodegroup",
         ]
         Resource = ["*"]
+      },
+      {
+        Sid      = "DescribeOwnNodegroups"
+        Effect   = "Allow"
+        Action   = ["eks:DescribeNodegroup"]
+        Resource = ["arn:${local.partition}:eks:${var.region}:${local.account_id}:nodegroup/${local.cluster_name}/*/*"]
       },
       {
         Sid      = "ScaleOwnGroups"
         Effect   = "Allow"
         Action   = ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]
-        Resource = ["*"]
+        Resource = ["arn:${local.partition}:autoscaling:${var.region}:${local.account_id}:autoScalingGroup:*:autoScalingGroupName/eks-*"]
         Condition = {
           StringEquals = { "aws:ResourceTag/k8s.io/cluster-autoscaler/${local.cluster_name}" = "owned" }
         }

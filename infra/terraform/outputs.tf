@@ -38,7 +38,7 @@ output "mlflow_artifacts_destination" {
 
 output "image_registry" {
   description = "Value for config pipeline.image_registry: images are <image_registry>/<image>:<tag>."
-  value       = "${local.account_id}.dkr.ecr.${var.region}.amazonaws.com/${var.ecr_namespace}"
+  value       = local.image_registry
 }
 
 output "ecr_repository_urls" {
@@ -86,6 +86,16 @@ output "gpu_node_groups" {
   value       = { for name, g in module.gpu_node_group : name => g.instance_types }
 }
 
+locals {
+  # Image references for the manifests: <registry>/<image>:<tag>@<digest> once `make
+  # images` has recorded tag and digests (images/tags.env, passed by terraform.sh).
+  image_registry = "${local.account_id}.dkr.ecr.${var.region}.amazonaws.com/${var.ecr_namespace}"
+  k8s_images = { for name in ["miva-base", "miva-gpu"] : name => (
+    var.image_tag == "" ? "placeholder-run-make-images-then-make-infra-apply" :
+    "${local.image_registry}/${name}:${var.image_tag}${lookup(var.image_digests, name, "") == "" ? "" : "@${var.image_digests[name]}"}"
+  ) }
+}
+
 output "k8s_env" {
   description = "KEY=VALUE lines for infra/k8s/overlays/<env>/infra.env (make infra-apply writes it)."
   value = join("\n", [
@@ -98,9 +108,13 @@ output "k8s_env" {
     "MLFLOW_DB_PORT=${module.mlflow_db.port}",
     "MLFLOW_DB_NAME=${module.mlflow_db.db_name}",
     "MLFLOW_DB_SECRET_ARN=${module.mlflow_db.master_secret_arn}",
-    "MLFLOW_IMAGE=${local.account_id}.dkr.ecr.${var.region}.amazonaws.com/${var.ecr_namespace}/miva-base:${var.image_tag}",
-    "GPU_IMAGE=${local.account_id}.dkr.ecr.${var.region}.amazonaws.com/${var.ecr_namespace}/miva-gpu:${var.image_tag}",
+    "MLFLOW_IMAGE=${local.k8s_images["miva-base"]}",
+    "GPU_IMAGE=${local.k8s_images["miva-gpu"]}",
     "NODE_ROLE_NAME=${module.eks.node_role_name}",
+    # NetworkPolicy egress: RDS and the API server's private endpoint live in the VPC; pods
+    # reach the API server through the default/kubernetes Service address.
+    "VPC_CIDR=${module.network.vpc_cidr}",
+    "KUBE_API_SERVICE_CIDR=${cidrhost(module.eks.service_cidr, 1)}/32",
     "",
   ])
 }
@@ -141,6 +155,17 @@ output "checks" {
       root_volume = g.root_volume
     } }
     nat_gateways = module.network.nat_gateway_count
+    cluster      = module.eks.security
+    network      = module.network.security
+    log_key_arn  = module.log_encryption.key_arn
+    log_key      = module.log_encryption.key_policy
+    ecr          = module.ecr.encryption
+    ecr_kms_key  = module.ecr.kms_key_arn
+    launch_templates = merge(
+      { system = module.eks.security.system_metadata_options },
+      { for name, g in module.gpu_node_group : "gpu-${name}" => g.metadata_options },
+    )
+    cluster_autoscaler_policy = module.cluster_autoscaler_identity.policy
   }
 }
 

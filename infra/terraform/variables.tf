@@ -43,15 +43,56 @@ variable "kubernetes_version" {
 }
 
 variable "cluster_endpoint_public_access" {
-  description = "Expose the EKS API endpoint publicly (restricted to cluster_endpoint_public_cidrs)."
+  description = <<-EOT
+    Also expose the EKS API endpoint publicly, to cluster_endpoint_public_cidrs only. The
+    private endpoint is always on (nodes, and people on the VPC through a VPN, a peered
+    network or SSM). Default false: the API is reachable from inside the VPC only.
+  EOT
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "cluster_endpoint_public_cidrs" {
-  description = "CIDR blocks allowed to reach the public EKS API endpoint."
+  description = <<-EOT
+    CIDR blocks allowed to reach the public EKS API endpoint, e.g. an office or VPN range
+    or one developer's address as a /32. Required when cluster_endpoint_public_access is
+    true; 0.0.0.0/0 (or any /0) is rejected: it would open the API to the internet.
+  EOT
   type        = list(string)
-  default     = ["0.0.0.0/0"]
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.cluster_endpoint_public_cidrs : can(cidrhost(c, 0)) && !endswith(c, "/0")])
+    error_message = "cluster_endpoint_public_cidrs must be CIDR blocks narrower than /0 (0.0.0.0/0 opens the API to the internet)."
+  }
+
+  # AWS turns an empty list into 0.0.0.0/0 when the public endpoint is on.
+  validation {
+    condition     = !var.cluster_endpoint_public_access || length(var.cluster_endpoint_public_cidrs) > 0
+    error_message = "A public API endpoint needs cluster_endpoint_public_cidrs (AWS would otherwise open it to 0.0.0.0/0)."
+  }
+}
+
+variable "service_cidr" {
+  description = "Kubernetes Service CIDR (EKS's default for a 10.x VPC); the NetworkPolicies allow its first address, the in-cluster API server."
+  type        = string
+  default     = "172.20.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.service_cidr, 1))
+    error_message = "service_cidr must be a CIDR block."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Days the CloudWatch log groups (EKS control plane, VPC flow logs, RDS) keep their events; 365 or more for an audit trail."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, ...)."
+  }
 }
 
 variable "cluster_admin_principal_arns" {
@@ -185,9 +226,30 @@ variable "ecr_keep_images" {
 }
 
 variable "image_tag" {
-  description = "Tag of the stage images the k8s manifests run (MLflow uses miva-base, the Trainer runtime miva-gpu)."
+  description = <<-EOT
+    Tag of the stage images the k8s manifests run (MLflow uses miva-base, the Trainer
+    runtime miva-gpu), as `make images` wrote it to images/tags.env; infra/scripts/
+    terraform.sh passes it. Empty: the overlay gets a placeholder that the manifest check
+    rejects. "latest" is rejected: a deployment must name one build.
+  EOT
   type        = string
-  default     = "latest"
+  default     = ""
+
+  validation {
+    condition     = var.image_tag != "latest"
+    error_message = "image_tag must name one build (make images writes <version>-<commit>), not latest."
+  }
+}
+
+variable "image_digests" {
+  description = "Image name (miva-base, miva-gpu) -> sha256 digest of image_tag, as `make images` recorded it; the manifests then pin tag and digest."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for d in values(var.image_digests) : can(regex("^sha256:[0-9a-f]{64}$", d))])
+    error_message = "image_digests values must be sha256:<64 hex digits>."
+  }
 }
 
 variable "ecr_force_delete" {
@@ -207,6 +269,10 @@ variable "mlflow_db" {
     backup_retention_days = number
     deletion_protection   = bool
     skip_final_snapshot   = bool
+    # Performance Insights (query-level load, encrypted with its own key) and enhanced
+    # monitoring (OS metrics every N seconds: 0 off, or 1, 5, 10, 15, 30, 60).
+    performance_insights = optional(bool, true)
+    monitoring_interval  = optional(number, 60)
   })
   default = {
     instance_class        = "db.t4g.small"
@@ -217,6 +283,11 @@ variable "mlflow_db" {
     backup_retention_days = 7
     deletion_protection   = true
     skip_final_snapshot   = false
+  }
+
+  validation {
+    condition     = contains([0, 1, 5, 10, 15, 30, 60], var.mlflow_db.monitoring_interval)
+    error_message = "mlflow_db.monitoring_interval must be 0, 1, 5, 10, 15, 30 or 60."
   }
 }
 

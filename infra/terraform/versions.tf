@@ -1,6 +1,6 @@
 terraform {
-  # 1.7 brings mock providers to `terraform test`.
-  required_version = ">= 1.7.0"
+  # 1.7 brings mock providers to `terraform test`, 1.9 validations that read other variables.
+  required_version = ">= 1.9.0"
 
   required_providers {
     aws = {

@@ -216,8 +216,10 @@ def _tracked(args: argparse.Namespace, cfg: MivaConfig, stage: str, dataset: str
     """The registry's MLflow stage run (metrics, curves, dataset lineage), or nothing."""
     import contextlib
 
-    if getattr(args, "no_tracking", False):
-        return contextlib.nullcontext()
+    from miva.rl.distributed import world_from_env
+
+    if getattr(args, "no_tracking", False) or not world_from_env().is_main:
+        return contextlib.nullcontext()  # under torchrun only rank 0 talks to MLflow
 
     @contextlib.contextmanager
     def run():
@@ -419,15 +421,20 @@ def _run_register(args: argparse.Namespace, cfg: MivaConfig) -> int:
 
 
 def _add_registry(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["show", "promote", "rollback"])
+    p.add_argument("action", choices=["show", "promote", "rollback", "deploy"])
     p.add_argument(
-        "--version", help="model version (promote: required; rollback: target, default previous)"
+        "--version",
+        help="model version (promote: required; rollback: target, default previous; "
+        "deploy: default the champion)",
     )
+    _add_registry_deploy(p)
 
 
 def _run_registry(args: argparse.Namespace, cfg: MivaConfig) -> int:
     from miva.registry import registry
 
+    if args.action == "deploy":
+        return _run_registry_deploy(args, cfg)
     if args.action == "promote":
         if not args.version:
             raise MivaError("`miva registry promote` needs --version N")
@@ -437,6 +444,46 @@ def _run_registry(args: argparse.Namespace, cfg: MivaConfig) -> int:
         target = registry.rollback(cfg, args.version)
         print(f"{cfg.registry.model_name}: champion rolled back to v{target}")
     print(registry.show(cfg))
+    return 0
+
+
+def _add_registry_deploy(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--apply", action="store_true", help="deploy: kubectl apply the manifest (deploy.apply)"
+    )
+    p.add_argument("--output", help="deploy: manifest path (default: registry.deploy.output)")
+
+
+def _run_registry_deploy(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    from miva.registry.deploy import deploy
+
+    if args.output:
+        cfg.registry.deploy.output = args.output
+    path = deploy(cfg, args.version, apply=args.apply or None)
+    print(Path(path).read_text() if Path(path).is_file() else "")
+    print(f"wrote {path}" + (" and applied it" if args.apply or cfg.registry.deploy.apply else ""))
+    return 0
+
+
+# ----------------------------------------------------------------------------- serve
+
+
+def _add_serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model", help="model folder, s3:// URI, models:/NAME@ALIAS or models:/NAME/VERSION"
+    )
+    p.add_argument("--host", help="address to listen on (serve.host)")
+    p.add_argument("--port", type=int, help="port (serve.port)")
+    p.add_argument("--name", help="model name clients send (serve.model_name)")
+
+
+def _run_serve(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    from miva import serve
+
+    for key, value in (("host", args.host), ("port", args.port), ("model_name", args.name)):
+        if value is not None:
+            setattr(cfg.serve, key, value)
+    serve.run(cfg, args.model)
     return 0
 
 
@@ -495,6 +542,57 @@ def _run_pipeline(args: argparse.Namespace, cfg: MivaConfig) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- sandbox
+
+
+def _add_sandbox(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["serve"], help="serve: run the python sandbox service")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (a pod: 0.0.0.0)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on")
+    p.add_argument("--max-concurrent", type=int, default=2, help="calls run at the same time")
+    p.add_argument(
+        "--allow-weak-isolation",
+        action="store_true",
+        help="run in the audit-hook mode where namespaces are unavailable (the pod is then "
+        "the boundary); same as agent.python.allow_weak_isolation",
+    )
+    p.add_argument(
+        "--delegate-cgroup",
+        action="store_true",
+        help="cgroup v2: move this process into a leaf cgroup so that each call gets a "
+        "cgroup of its own (a container whose cgroup is writable)",
+    )
+
+
+def _run_sandbox(args: argparse.Namespace, cfg: MivaConfig) -> int:
+    import signal
+    import threading
+
+    from miva.agent.sandbox import cgroups
+    from miva.agent.sandbox.limits import SandboxLimits
+    from miva.agent.sandbox.service import serve
+
+    if args.delegate_cgroup and not cgroups.delegate_v2():
+        print("warning: could not delegate a cgroup v2 subtree; calls use rlimits only")
+    py = cfg.agent.python
+    server = serve(
+        args.host,
+        args.port,
+        SandboxLimits.from_config(py),
+        allow_weak=args.allow_weak_isolation or py.allow_weak_isolation,
+        max_concurrent=args.max_concurrent,
+    )
+    print(
+        f"miva sandbox: serving on {server.url} ({server.sandbox.isolation.describe()})", flush=True
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.close()
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
@@ -516,12 +614,18 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handle
         _add_register,
         _run_register,
     ),
-    "registry": ("show or move registry aliases by hand", _add_registry, _run_registry),
+    "registry": (
+        "show or move registry aliases by hand; deploy the champion on KServe",
+        _add_registry,
+        _run_registry,
+    ),
+    "serve": ("serve a model behind an OpenAI-compatible endpoint", _add_serve, _run_serve),
     "pipeline": (
         "run the DAG locally, compile it, or submit it to Kubeflow",
         _add_pipeline,
         _run_pipeline,
     ),
+    "sandbox": ("serve the python tool's sandbox over HTTP", _add_sandbox, _run_sandbox),
 }
 
 

@@ -2,6 +2,7 @@
 
     read_bytes / read_text / write_bytes / write_text   one object or file
     exists / list_files                                 what is there
+    check_writable                                      can a destination be written at all
     upload_file / download_file                         one file, skipped when unchanged
     upload_dir / download_dir                           a folder, file by file
 
@@ -24,6 +25,7 @@ Transfers:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -232,6 +234,32 @@ def exists(uri: str | Path) -> bool:
             return False
         raise _fail("list", str(uri), exc) from exc
     return bool(page.get("KeyCount", 0))
+
+
+def check_writable(uri: str | Path) -> None:
+    """Fail early, with one `StorageError` naming the destination, when nothing can be
+    written there (no bucket, no permission, endpoint down, read-only folder): a small probe
+    object is written next to where the output goes and removed again."""
+    import uuid
+
+    probe = join(uri, f".miva-write-probe-{uuid.uuid4().hex}")
+    if not is_remote(uri):
+        try:
+            Path(uri).mkdir(parents=True, exist_ok=True)
+            Path(probe).write_bytes(b"")
+            Path(probe).unlink()
+        except OSError as exc:
+            raise StorageError(f"cannot write to {uri}: {exc}") from exc
+        return
+    bucket, key = split_uri(probe)
+    try:
+        _client().put_object(Bucket=bucket, Key=key, Body=b"")
+    except _s3_errors() as exc:
+        if _is_missing(exc):
+            raise StorageError(f"cannot write to {uri}: bucket {bucket!r} does not exist") from exc
+        raise _fail("write to", str(uri), exc) from exc
+    with contextlib.suppress(*_s3_errors()):  # writable is what was asked; a probe left is litter
+        _client().delete_object(Bucket=bucket, Key=key)
 
 
 def read_bytes(uri: str | Path) -> bytes:

@@ -53,12 +53,15 @@ def test_vllm_engine_rollout_matches_the_contract(tiny_dir, tiny):
         assert torch.allclose(
             lp[i, : len(t.token_ids)][m], torch.tensor(t.sampled_logprobs)[m], atol=5e-2
         )
-    # new weights reach the running model: a zero lm_head makes every token -log(V)
+    # new weights reach the running model: a zero lm_head makes every token -log(V - 5)
+    # (processed log-probs: the 5 vision tokens are pushed down by the logit bias)
     import math
+
+    from miva.agent.engines.hf import SUPPRESSED
 
     state = {k: v * 0 for k, v in model.state_dict().items() if "lm_head" in k}
     engine.load_weights(state)
     after = agent.rollout([_sample()], n_per_sample=1, seed=0)[0]
-    want = -math.log(model.config.text_config.vocab_size)
+    want = -math.log(model.config.text_config.vocab_size - len(SUPPRESSED))
     sampled = [x for x, m in zip(after.sampled_logprobs, after.loss_mask, strict=True) if m]
     assert sampled and all(abs(x - want) < 1e-3 for x in sampled)

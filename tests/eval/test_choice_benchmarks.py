@@ -228,7 +228,8 @@ def test_hr_bench_cycle_accuracy(tmp_path):
     m = bench.score(s, {s[0].id: "A", s[1].id: "B", s[2].id: "A"}).metrics
     assert m["overall/accuracy"] == pytest.approx(0.75)
     assert m["overall/micro_accuracy"] == pytest.approx(2 / 3)
-    assert m["hr_bench_4k/cross/accuracy"] == 0.0
+    assert m["hr_bench_4k_cross/accuracy"] == 0.0
+    assert m["hr_bench_4k_single/accuracy"] == 1.0  # c0: 1/1, c1: 1/1
 
 
 def test_hr_bench_missing_columns(tmp_path):
@@ -292,3 +293,108 @@ def test_registry_lists_every_adapter():
     assert get_benchmark("MIG_Bench").name == "mig-bench"
     with pytest.raises(ConfigError, match="known"):
         get_benchmark("mmmu")
+
+
+MUIR_SCHEMA = pa.schema(
+    [
+        ("idx", pa.string()),
+        ("task", pa.string()),
+        ("image_relation", pa.string()),
+        ("image_type", pa.string()),
+        ("question", pa.string()),
+        ("options", pa.list_(pa.string())),
+        ("answer", pa.string()),
+        ("image_list", pa.list_(IMAGE_STRUCT)),
+    ]
+)
+
+
+def _muir_row(idx, question, options, answer, colors):
+    return {
+        "idx": idx,
+        "task": "Visual Retrieval",
+        "image_relation": "Similar",
+        "image_type": "Photo",
+        "question": question,
+        "options": options,
+        "answer": answer,
+        "image_list": [hf_image(png(color=c)) for c in colors],
+    }
+
+
+def test_muirbench_markers_interleave_the_images_in_the_agent_prompt(tmp_path):
+    """The release's `<image>` markers (in the question and in the options) each take the
+    next image, in order; the rollout places them structurally and never crashes, also
+    when markers and images do not pair up."""
+    from miva.agent.engines.scripted import ScriptedEngine
+    from miva.agent.model import load_processor
+    from miva.agent.rollout import Agent
+    from miva.config import load_config
+
+    rows = [
+        _muir_row(
+            "1",
+            "Which candidate shows the same place as <image>?",
+            ["<image>", "<image>", "<image>"],
+            "B",
+            ["red", "green", "blue", "yellow"],
+        ),
+        _muir_row("2", "<image> or <image> <image>: which?", ["a", "b"], "A", ["red", "blue"]),
+    ]
+    write_parquet(tmp_path / "data" / "test-00000-of-00001.parquet", rows, MUIR_SCHEMA)
+    _bench, conv = load_benchmark("muirbench", tmp_path)
+    first, mismatched = conv.samples
+    assert first.meta["question_segments"][0] == "Which candidate shows the same place as "
+    assert first.question.startswith("Which candidate shows the same place as [Image 1]?")
+    assert "A. [Image 2]\nB. [Image 3]\nC. [Image 4]" in first.question
+    assert mismatched.meta["marker_mismatch"] == {"markers": 3, "images": 2}
+
+    cfg = load_config("tiny-cpu")
+    processor = load_processor("tiny-random")
+    engine = ScriptedEngine(processor, lambda key, turn: "<answer>B</answer>")
+    trajs = Agent(processor, cfg.agent, {}, engine).rollout(conv.samples)
+    user = next(t.text for t in trajs[0].turns if t.role == "user")
+    assert user.startswith(
+        "Which candidate shows the same place as Image 1: <image>?\nA. Image 2: <image>"
+    )
+    # the images in the order the markers name them
+    colors = [img.getpixel((0, 0)) for img in trajs[0].images]
+    assert colors == [(255, 0, 0), (0, 128, 0), (0, 0, 255), (255, 255, 0)]
+    assert [t.status for t in trajs] == ["ok", "ok"]  # placeholders == features (checked)
+    second_user = next(t.text for t in trajs[1].turns if t.role == "user")
+    assert second_user.startswith("Image 1: <image> or Image 2: <image> [image]: which?")
+
+
+def test_hr_bench_release_reports_single_and_cross_instance_per_file(tmp_path):
+    """The release (DreamMr/HR-Bench): hr_bench_4k.tsv and hr_bench_8k.tsv side by side;
+    FSP (single) and FCP (cross) accuracy of each file next to the file's own."""
+    header = "index\tquestion\tanswer\tcategory\tA\tB\tC\tD\tcycle_category\timage\n"
+
+    def row(i, category, cycle, answer="A"):
+        question = f"question {i} of {res}?"  # items differ, as in the release
+        fields = (str(i), question, answer, category, "a", "b", "c", "d", cycle, b64png())
+        return "\t".join(fields) + "\n"
+
+    for res in ("4k", "8k"):
+        rows = [
+            row(0, "single", "c0"),
+            row(1, "single", "c1"),
+            row(2, "cross", "c0"),
+            row(3, "cross", "c1"),
+        ]
+        (tmp_path / f"hr_bench_{res}.tsv").write_text(header + "".join(rows))
+    bench, conv = load_benchmark("hr-bench", tmp_path)
+    assert len(conv.samples) == 8 and not conv.skipped
+    by_key = {(s.task, s.meta["category"], s.meta["cycle"]): s.id for s in conv.samples}
+    preds = {sid: "B" for sid in by_key.values()}  # wrong everywhere, then:
+    preds[by_key[("hr_bench_4k", "single", "c0")]] = "A"
+    preds[by_key[("hr_bench_4k", "single", "c1")]] = "A"
+    preds[by_key[("hr_bench_4k", "cross", "c0")]] = "A"
+    preds[by_key[("hr_bench_8k", "cross", "c1")]] = "A"
+    m = bench.score(conv.samples, preds).metrics
+    assert m["hr_bench_4k_single/accuracy"] == 1.0
+    assert m["hr_bench_4k_cross/accuracy"] == 0.5  # c0 right, c1 wrong
+    assert m["hr_bench_4k/accuracy"] == 0.75  # c0: 2/2, c1: 1/2
+    assert m["hr_bench_8k_single/accuracy"] == 0.0 and m["hr_bench_8k_cross/accuracy"] == 0.5
+    assert m["hr_bench_8k/accuracy"] == 0.25
+    assert m["overall/accuracy"] == 0.5  # mean of the two files

@@ -86,3 +86,61 @@ def test_mat_coding_uses_processed_image_and_answers_list(tmp_path):
     assert s.meta["types"] == ["rotation", "dark"] and bench.tools == ("python",)
     m = bench.score([s], {s.id: "a stop sign"}).metrics
     assert m["overall/em"] == 1.0 and m["hard/f1"] == 1.0
+
+
+def test_mat_reads_the_release_layout(tmp_path):
+    """The release as shipped (laolao77/MAT): JSON files in MAT/MAT-Benchmark/, images in
+    MAT-Search-image/ and MAT-Coding-image/ beside them; crop items show the original."""
+    bench_dir = tmp_path / "MAT" / "MAT-Benchmark"
+    save_png(bench_dir / "MAT-Search-image" / "search_1.jpg", color="blue")
+    save_png(bench_dir / "MAT-Coding-image" / "rotation180_1_ori.png", color="white")
+    save_png(bench_dir / "MAT-Coding-image" / "rotation180_1_proc.png", color="black")
+    save_png(bench_dir / "MAT-Coding-image" / "crop_8_ori.png", color="red")
+    save_png(bench_dir / "MAT-Coding-image" / "crop_8_proc.png", color="green")
+    write_json(
+        bench_dir / "MAT-Search.json",
+        [{"id": "0", "question": "Where?", "answer": ["Paris"], "image_path": "search_1.jpg"}],
+    )
+    write_json(
+        bench_dir / "MAT-Coding.json",
+        [
+            {
+                "id": 12,
+                "question": "What is the serving size?",
+                "answers": ["1 Can (473ml)"],
+                "ori_image_path": "rotation180_1_ori.png",
+                "processed_image_path": "rotation180_1_proc.png",
+                "type": ["rotation180"],
+                "split": "simple",
+            },
+            {
+                "id": 119,
+                "question": "Recognize the text within the [366, 723, 506, 851] of the image.",
+                "answers": ["SINCE 1994"],
+                "ori_image_path": "crop_8_ori.png",
+                "processed_image_path": "crop_8_proc.png",
+                "type": ["crop"],
+                "split": "hard",
+            },
+        ],
+    )
+    for folder in (tmp_path, tmp_path / "MAT", bench_dir):  # any level of the release
+        _, search = load_benchmark("mat-search", folder)
+        assert not search.skipped and search.samples[0].image(1).getpixel((0, 0)) == (0, 0, 255)
+        assert search.samples[0].task == "simple"  # no split field: the first 75 are simple
+        _, coding = load_benchmark("mat-coding", folder)
+        assert not coding.skipped
+        rotated, crop = coding.samples
+        assert rotated.image(1).getpixel((0, 0)) == (0, 0, 0)  # the processed image
+        assert crop.image(1).getpixel((0, 0)) == (255, 0, 0)  # crop: the original
+        assert [s.task for s in coding.samples] == ["simple", "hard"]
+
+
+def test_mat_names_the_expected_layout_when_the_json_is_missing(tmp_path):
+    from miva.errors import DataError
+
+    with pytest.raises(
+        DataError,
+        match="MAT-Benchmark/MAT-Coding.json with images in MAT-Benchmark/MAT-Coding-image/",
+    ):
+        load_benchmark("mat-coding", tmp_path)

@@ -71,12 +71,12 @@ def test_convert_xywh_and_negatives(tmp_path):
     s = conv.samples
     assert [x.task for x in s] == ["referring", "comparison", "reasoning"]
     assert s[0].meta["targets"] == [
-        {"image": 1, "bbox": [0, 0, 10, 10]},
-        {"image": 2, "bbox": [20, 20, 30, 30]},
+        {"image": 1, "bbox": [0, 0, 10, 10], "group": 1},
+        {"image": 2, "bbox": [20, 20, 30, 30], "group": 1},
     ]
     assert s[0].answer == "image 1: [0, 0, 10, 10]; image 2: [20, 20, 30, 30]"
     # the target of pair (3, 4) is on image 4, the second image of the pair
-    assert s[1].meta["targets"] == [{"image": 2, "bbox": [0, 0, 20, 20]}]
+    assert s[1].meta["targets"] == [{"image": 2, "bbox": [0, 0, 20, 20], "group": 1}]
     assert s[2].answer == "none" and s[2].meta["positive"] is False
     reasons = [k.reason for k in conv.skipped]
     assert len(reasons) == 3
@@ -114,8 +114,78 @@ def test_negative_answered_none_is_right(tmp_path):
 
 
 def test_bad_layout(tmp_path):
-    with pytest.raises(DataError, match="exactly one"):
+    with pytest.raises(DataError, match="MC-Bench_coco_format.json .* or exactly one"):
         load_benchmark("mc-bench", tmp_path)
     write_json(tmp_path / "x.json", {"images": []})
     with pytest.raises(DataError, match="'descriptions'"):
         load_benchmark("mc-bench", tmp_path)
+
+
+def _release(tmp_path):
+    """The release as shipped: both annotation files side by side, images in MC-Bench_images/."""
+    root = tmp_path / "MC-Bench"
+    names = ["D3/018_a.jpg", "D3/020_b.jpg", "COCO/1.jpg", "COCO/2.jpg"]
+    for name in names:
+        save_png(root / "MC-Bench_images" / name, 40, 40)
+
+    def image(i, pair, k, other, text):
+        return {
+            "id": i,
+            "file_name": names[i],
+            "pair_id": pair,
+            "id_in_pair": k,
+            "height": 40,
+            "width": 40,
+            "pair_image_id": other,
+            "description": text,
+        }
+
+    golf = "The man who has already swung a golf club"
+    write_json(
+        root / "MC-Bench_coco_format.json",
+        {
+            # listed second image first: id_in_pair decides which one is image 1
+            "images": [
+                image(1, 0, 2, 0, golf),
+                image(0, 0, 1, 1, golf),
+                image(2, 1, 1, 3, "A unicorn"),
+                image(3, 1, 2, 2, "A unicorn"),
+            ],
+            "annotations": [
+                {"id": 0, "image_id": 1, "pair_id": 0, "category_id": 2, "bbox": [5, 5, 10, 20]},
+                {"id": 1, "image_id": 0, "pair_id": 0, "category_id": 1, "bbox": [0, 0, 4, 4]},
+            ],
+            "categories": [{"id": 1, "name": "group 1"}, {"id": 2, "name": "group 2"}],
+        },
+    )
+    write_json(
+        root / "mc-bench_v0.2_val.json",
+        {
+            "images": [{"id": 10 + i, "file_name": n} for i, n in enumerate(names)],
+            "annotations": [],
+            "descriptions": [
+                {"id": 7, "images_id": [10, 11], "text": golf, "text_style": "referring"},
+                {"id": 8, "images_id": [12, 13], "text": "A unicorn", "text_style": "reasoning"},
+            ],
+        },
+    )
+    return root
+
+
+def test_release_folder_reads_the_file_the_official_evaluation_reads(tmp_path):
+    bench, conv = load_benchmark("mc-bench", _release(tmp_path))
+    assert not conv.skipped
+    golf, unicorn = conv.samples
+    assert golf.meta["native_id"] == "0" and golf.task == "referring"  # style from v0.2
+    assert golf.meta["targets"] == [
+        {"image": 1, "bbox": [0.0, 0.0, 4.0, 4.0], "group": 1},
+        {"image": 2, "bbox": [5.0, 5.0, 15.0, 25.0], "group": 2},
+    ]
+    assert golf.question.startswith("The man who has already swung a golf club\n")
+    assert unicorn.answer == "none" and unicorn.meta["positive"] is False
+    assert unicorn.task == "reasoning"
+    m = bench.score(
+        conv.samples,
+        {golf.id: "image 1: [0, 0, 4, 4]; image 2: [5, 5, 15, 25]", unicorn.id: "none"},
+    ).metrics
+    assert m["overall/ap50"] == 1.0 and m["overall/image_accuracy"] == 1.0

@@ -10,13 +10,13 @@ QUESTION = "Which image is brighter? Options: 1) the first 2) the second\nAnswer
 
 
 def test_options_listed_by_the_benchmark_are_not_appended_again():
-    prompt = user_prompt(QUESTION, 2, ["the first", "the second"], options_in_question=True)
+    prompt = user_prompt(QUESTION, 2, ["the first", "the second"], options_in_question=True).text
     assert prompt.endswith(QUESTION)
     assert "A. the first" not in prompt
 
 
 def test_options_are_appended_when_the_question_does_not_list_them():
-    prompt = user_prompt(QUESTION, 2, ["the first", "the second"])
+    prompt = user_prompt(QUESTION, 2, ["the first", "the second"]).text
     assert prompt.endswith("A. the first\nB. the second")
 
 

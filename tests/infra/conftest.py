@@ -27,3 +27,8 @@ def check_manifests():
 @pytest.fixture(scope="session")
 def start_mlflow():
     return load_script("infra/k8s/base/mlflow/start_mlflow.py", "miva_infra_start_mlflow")
+
+
+@pytest.fixture(scope="session")
+def scan():
+    return load_script("infra/scripts/scan.py", "miva_infra_scan")

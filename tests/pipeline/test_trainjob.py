@@ -161,6 +161,18 @@ def test_multi_node_needs_s3_artifacts(cfg, tmp_path):
         )  # fmt: skip
 
 
+def test_a_batch_the_ranks_cannot_split_fails_before_submitting(tmp_path):
+    from miva.errors import ConfigError
+
+    cfg = load_config("qwen2.5-vl-7b-gpu", ["pipeline.num_nodes=3", "pipeline.gpu_count=8"])
+    with pytest.raises(ConfigError, match="not divisible by the 24 training processes"):
+        trainjob.train_distributed(
+            cfg, preset="qwen2.5-vl-7b-gpu", overrides="[]", image="img",
+            dataset_uri="s3://b/clean", out_uri="s3://b/model",
+            local_out=str(tmp_path / "model"), api=object(),
+        )  # fmt: skip
+
+
 def test_train_distributed_submits_follows_and_copies_the_model(cfg, tmp_path, monkeypatch):
     """The grpo component's multi-node path: TrainJob on a stand-in Kubernetes API, artifacts
     on a real local S3 endpoint (moto server); the trained model lands in the local output."""

@@ -68,3 +68,20 @@ def test_kfp_run_id_joins_one_parent(local_cfg, monkeypatch):
         pass
     assert first.data.tags["mlflow.parentRunId"] == second.data.tags["mlflow.parentRunId"]
     assert first.data.tags["miva.kfp_run_id"] == "kfp-abc"
+
+
+def test_rollout_stages_record_how_the_python_tool_is_isolated(tmp_path, monkeypatch):
+    from miva.agent.sandbox import sandbox_mode
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MIVA_PARENT_RUN_ID", raising=False)
+    monkeypatch.delenv("KFP_RUN_ID", raising=False)
+    cfg = load_config("tiny-cpu", ["agent.tools=[zoom,python]", "agent.python.prestart=0"])
+    with stage_run(cfg, "evaluate") as run:
+        tags = run.data.tags
+    mode = sandbox_mode(cfg.agent.python)
+    assert tags["miva.python_sandbox"] == mode
+    assert mode.startswith(("kernel+", "unavailable: "))
+    with stage_run(load_config("tiny-cpu"), "evaluate") as run:  # no python tool: no tag
+        assert "miva.python_sandbox" not in run.data.tags

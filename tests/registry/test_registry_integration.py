@@ -21,6 +21,7 @@ from servers import FailFirstNProxy, free_port
 
 from miva.data.io import write_dataset
 from miva.registry import registry as reg
+from miva.registry.lock import LOCK_SUFFIX
 from miva.registry.model_logging import Generator
 from miva.registry.tracking import (
     TrackingError,
@@ -193,7 +194,7 @@ def test_racing_registrations_keep_aliases_consistent(server_cfg, tiny_model, tm
     assert client.get_model_version_by_alias(name, "champion").version == best
     assert client.get_model_version_by_alias(name, "challenger").version in {"2", "3"}
     assert all("miva.decision" in mv.tags for mv in versions.values())
-    assert not client.search_registered_models(f"name = '{name}{reg.LOCK_SUFFIX}'")
+    assert not client.search_registered_models(f"name = '{name}{LOCK_SUFFIX}'")
 
 
 def test_tracking_retries_through_server_failing_first_requests(

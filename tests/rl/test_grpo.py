@@ -226,14 +226,16 @@ def test_deepspeed_step_on_cpu(dataset, tmp_path):
 def test_drawn_metrics_describe_every_group_before_dynamic_sampling():
     from types import SimpleNamespace as NS
 
-    from miva.rl.grpo import StepBatch, rollout_metrics
+    from miva.rl.grpo import StepBatch, drawn_counts, gathered, rollout_metrics
 
     ev = [NS(image=1, bbox=(10, 10, 20, 20))]
     on = NS(name="zoom", ok=True, region={"image": 1, "bbox": [0, 0, 15, 15]})
     off = NS(name="zoom", ok=True, region={"image": 1, "bbox": [50, 50, 60, 60]})
 
     def part(correct, calls):
-        trajs = [NS(tool_calls=c, num_turns=2, num_sampled_tokens=5) for c in calls]
+        trajs = [
+            NS(tool_calls=c, num_turns=2, num_sampled_tokens=5, token_ids=[0] * 9) for c in calls
+        ]
         rewards = [{"accuracy": float(x), "total": float(x)} for x in correct]
         n = len(correct)
         return StepBatch(
@@ -249,14 +251,16 @@ def test_drawn_metrics_describe_every_group_before_dynamic_sampling():
     solved = part([1, 1], [[on], [on]])  # zero variance: dynamic sampling drops it
     mixed = part([1, 0], [[on], [off]])
     trained = part([1, 0], [[on], [off]])
-    trained.drawn = StepBatch(
-        solved.trajectories + mixed.trajectories,
-        solved.samples + mixed.samples,
-        solved.rewards + mixed.rewards,
-        solved.totals + mixed.totals,
-        [True] * 4,
-        ["ok"] * 4,
-        [False] * 4,
+    trained.drawn = drawn_counts(
+        StepBatch(
+            solved.trajectories + mixed.trajectories,
+            solved.samples + mixed.samples,
+            solved.rewards + mixed.rewards,
+            solved.totals + mixed.totals,
+            [True] * 4,
+            ["ok"] * 4,
+            [False] * 4,
+        )
     )
     m = rollout_metrics(trained)
     assert m["train/accuracy"] == 0.5  # the trained (filtered) batch
@@ -264,6 +268,8 @@ def test_drawn_metrics_describe_every_group_before_dynamic_sampling():
     assert m["rollout/drawn/reward_mean"] == 0.75
     assert m["rollout/drawn/zoom_on_evidence"] == 0.75  # 3 of 4 zooms overlap the evidence
     assert rollout_metrics(mixed)["rollout/drawn/accuracy"] == 0.5  # no filter: the batch itself
+    # one process: gathering keeps the counts (ranks would add theirs)
+    assert rollout_metrics(gathered(trained))["rollout/drawn/accuracy"] == 0.75
 
 
 def test_lr_schedule_counts_grpo_steps_whatever_mu(dataset, tmp_path):

@@ -108,3 +108,46 @@ def test_s3_dataset_in_and_outputs_out(tmp_path, monkeypatch):
     finally:
         storage._CLIENTS.clear()
         server.stop()
+
+
+@pytest.mark.integration
+def test_synth_checks_an_s3_destination_before_generating(tmp_path, monkeypatch):
+    """A missing bucket or a dead endpoint fails at once, naming the destination; a
+    writable one gets the dataset (moto's S3 server on loopback)."""
+    import time
+
+    from servers import DUMMY_AWS, MotoS3, free_port
+
+    from miva import storage
+    from miva.data.synth.generate import run_synth
+    from miva.storage import StorageError
+
+    big = DataConfig(n=200_000, image_size=112, workers=1, seed=3)  # minutes if generated
+    server = MotoS3().start()
+    try:
+        for key, value in DUMMY_AWS.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", server.url)
+        storage._CLIENTS.clear()
+        t0 = time.monotonic()
+        with pytest.raises(StorageError, match="s3://no-such-bucket/ds: bucket 'no-such-bucket'"):
+            run_synth(big, "s3://no-such-bucket/ds", progress=False)
+        assert time.monotonic() - t0 < 10
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
+        storage._CLIENTS.clear()
+        with pytest.raises(
+            StorageError, match=r"cannot write to s3://any/ds \(endpoint http://127"
+        ):
+            run_synth(big, "s3://any/ds", progress=False)
+        assert time.monotonic() - t0 < 60
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", server.url)
+        storage._CLIENTS.clear()
+        bucket = f"s{uuid.uuid4().hex[:12]}"
+        server.create_bucket(bucket)
+        small = DataConfig(n=12, image_size=112, workers=1, seed=3)
+        info = run_synth(small, f"s3://{bucket}/ds", progress=False)
+        assert info.total == 12 and storage.exists(f"s3://{bucket}/ds/dataset.json")
+        assert not [f for f in storage.list_files(f"s3://{bucket}/ds") if "write-probe" in f]
+    finally:
+        storage._CLIENTS.clear()
+        server.stop()

@@ -166,7 +166,27 @@ def test_corrupt_shard_is_named_and_fails_the_gate(planted):
     entry = [q for q in quarantine if q["source_file"] == "data/train-00099.parquet"]
     assert len(entry) == 1 and entry[0]["source_row"] is None
     assert (out / "quarantine" / "unreadable" / "data" / "train-00099.parquet").exists()
-    assert report.rows_lost_unknown_shards == ["data/train-00099.parquet"]
+    # not even a footer, but dataset.json counts 30 train rows and train-00000 holds them:
+    # the broken file was an extra one, no listed row is lost
+    assert report.rows_lost_unknown_shards == []
+    assert report.rows_lost_by_manifest == {"train": 0}
+    assert "rows lost: 0 (counted from dataset.json" in rule.details[0]
+
+
+def test_rows_of_an_unreadable_shard_are_counted_from_the_manifest(tmp_path):
+    """A listed shard destroyed beyond its footer: dataset.json says how many rows are gone."""
+    make_dataset(tmp_path / "ds")
+    (tmp_path / "ds" / "data" / "val-00000.parquet").write_bytes(b"PAR1 garbage")
+    report = validate_dataset(tmp_path / "ds", tmp_path / "out", _cfg(), progress=False)
+    assert report.rows_lost_by_manifest == {"val": 6}
+    assert report.rows_lost_on_disk == 6 and report.rows_lost_unknown_shards == []
+    assert report.rows_total == 42 and report.rows_read == 36
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data["rows"]["lost_on_disk"] == 6
+    assert data["rows"]["lost_counted_from_manifest"] == {"val": 6}
+    from miva.validate.report import summary
+
+    assert "6 val rows lost in unreadable shards (counted from dataset.json)" in summary(report)
 
 
 def test_no_row_is_lost(planted):

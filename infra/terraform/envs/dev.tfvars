@@ -6,6 +6,16 @@ availability_zones = ["us-east-1a", "us-east-1b"]
 vpc_cidr           = "10.40.0.0/16"
 single_nat_gateway = true
 
+# The EKS API is private (reachable from the VPC). To run kubectl from a laptop, open the
+# public endpoint to your own address only, without committing it:
+#   TF_VAR_cluster_endpoint_public_access=true \
+#   TF_VAR_cluster_endpoint_public_cidrs='["198.51.100.7/32"]' make infra-apply env=dev
+# 0.0.0.0/0 is rejected by the variable's validation.
+cluster_endpoint_public_access = false
+
+# Dev logs are for debugging, not an audit trail.
+log_retention_days = 30
+
 system_node_group = {
   instance_types = ["m6i.xlarge"]
   min_size       = 1
@@ -49,4 +59,6 @@ mlflow_db = {
   backup_retention_days = 1
   deletion_protection   = false
   skip_final_snapshot   = true
+  performance_insights  = false
+  monitoring_interval   = 0
 }

@@ -6,8 +6,14 @@ availability_zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
 vpc_cidr           = "10.50.0.0/16"
 single_nat_gateway = false
 
-# Restrict the public API endpoint to your office / VPN ranges.
-cluster_endpoint_public_cidrs = ["0.0.0.0/0"]
+# The EKS API is private: operators reach it from the VPC (VPN, peering, SSM). To also
+# open the public endpoint, list the office / VPN ranges (0.0.0.0/0 is rejected):
+#   cluster_endpoint_public_access = true
+#   cluster_endpoint_public_cidrs  = ["203.0.113.0/24"]
+cluster_endpoint_public_access = false
+
+# A year of control-plane, flow and database logs (audit trail).
+log_retention_days = 365
 
 system_node_group = {
   instance_types = ["m6i.2xlarge"]
@@ -62,4 +68,6 @@ mlflow_db = {
   backup_retention_days = 14
   deletion_protection   = true
   skip_final_snapshot   = false
+  performance_insights  = true
+  monitoring_interval   = 60
 }

@@ -13,7 +13,8 @@ API overview (kept current; other stages build on these names):
   (dataset pixels <-> resized pixels for qwen2.5-vl, 0-1000 for qwen2-vl),
   `to_relative` / `from_relative`, `to_source` (crop pixels -> source image pixels).
 - `miva.agent.format`: tags, `system_prompt(tool_schemas, answer_type, family)`,
-  `user_prompt`, `parse_tool_call(text) -> ParsedCall | CallError | None`,
+  `user_prompt` / `tool_response_text` -> `Prompt` (text parts + `IMAGE` slots; untrusted
+  text passes `escape_untrusted`), `parse_tool_call(text) -> ParsedCall | CallError | None`,
   `extract_answer(text) -> str | None`,
   **`parse_answer(text, sample, family, frames) -> typed answer | None`** (rewards and eval
   call this on `Trajectory.answer`; boxes come back in dataset pixels; `frames` =
@@ -21,10 +22,10 @@ API overview (kept current; other stages build on these names):
   does exactly that), `format_model_answer(sample, family, frames)` (gold answer text in
   model coordinates, for SFT).
 - `miva.agent.assembly`: `SequenceBuilder` (incremental tokens / loss mask / images),
-  `encode_image`, `check_parity`, `mm_token_type_ids`, `sanitize`.
+  `encode_image`, `check_parity`, `mm_token_type_ids`.
 - `miva.agent.tools`: `build_tools(cfg.agent) -> {name: Tool}`; `Tool.schema()`,
   `Tool(arguments, ToolContext) -> ToolResult` (never raises on bad arguments).
-  zoom / view / python (sandboxed subprocess, `tools.python_sandbox.run_python`) /
+  zoom / view / python (kernel-isolated sandbox or sandbox service, `miva.agent.sandbox`) /
   search (BM25 over JSONL, or HTTP).
 - `miva.agent.engines`: `make_engine("hf" | "vllm", model, processor, cfg.agent)`;
   interface `generate(list[GenRequest], seed) -> list[GenResult]`; `hf.HFEngine`

@@ -18,28 +18,20 @@ image by image. The image budget counts resized pixels (what the vision tower se
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
 from miva.agent.coords import Frame, frame_for
-from miva.agent.format import IMAGE_PLACEHOLDER
+from miva.agent.format import ImageSlot, Prompt
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 VISION_START, VISION_END, IMAGE_PAD = "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"
-_SPECIAL_RE = re.compile(r"<\|[a-z_]+\|>")
 
 
 class ParityError(AssertionError):
     """Image placeholder tokens do not match the image features."""
-
-
-def sanitize(text: str) -> str:
-    """Untrusted text (questions, tool output) must not smuggle chat or vision markup in:
-    `<|name|>` spellings become `<| name |>`, which tokenises as plain text."""
-    return _SPECIAL_RE.sub(lambda m: "<| " + m.group(0)[2:-2] + " |>", text)
 
 
 @dataclass
@@ -109,23 +101,25 @@ class SequenceBuilder:
         self.loss_mask.extend([0] * len(ids))
         self.logprobs.extend([0.0] * len(ids))
 
-    def add_prompt(self, text: str, images: list[EncodedImage] = ()) -> None:
-        """Template text (mask 0); each IMAGE_PLACEHOLDER in `text` takes the next image."""
-        parts = text.split(IMAGE_PLACEHOLDER)
-        if len(parts) - 1 != len(images):
-            raise ValueError(
-                f"prompt has {len(parts) - 1} image placeholders but {len(images)} images were given"
-            )
-        for i, part in enumerate(parts):
-            self._text(part)
-            if i < len(images):
-                e = images[i]
-                n = self.image_tokens(e)
-                ids = [self.vision_start_id] + [self.image_token_id] * n + [self.vision_end_id]
-                self.token_ids.extend(ids)
-                self.loss_mask.extend([0] * len(ids))
-                self.logprobs.extend([0.0] * len(ids))
-                self.images.append(e)
+    def add_prompt(self, prompt: str | Prompt, images: list[EncodedImage] = ()) -> None:
+        """Prompt text (mask 0). A plain string is text only; a `Prompt` places `images`
+        at its image slots, in order. Nothing in the text itself can add an image."""
+        parts = prompt.parts if isinstance(prompt, Prompt) else (prompt,)
+        slots = sum(isinstance(p, ImageSlot) for p in parts)
+        if slots != len(images):
+            raise ValueError(f"prompt has {slots} image slots but {len(images)} images were given")
+        pending = iter(images)
+        for part in parts:
+            if not isinstance(part, ImageSlot):
+                self._text(part)
+                continue
+            e = next(pending)
+            n = self.image_tokens(e)
+            ids = [self.vision_start_id] + [self.image_token_id] * n + [self.vision_end_id]
+            self.token_ids.extend(ids)
+            self.loss_mask.extend([0] * len(ids))
+            self.logprobs.extend([0.0] * len(ids))
+            self.images.append(e)
 
     def add_sampled(self, token_ids: list[int], logprobs: list[float]) -> None:
         """Tokens the policy sampled, kept exactly (mask 1)."""
@@ -140,7 +134,7 @@ class SequenceBuilder:
         self.logprobs.extend(float(x) for x in logprobs)
 
     # ------------------------------------------------------------------ chat turns
-    def start(self, system: str, user: str, images: list[EncodedImage]) -> None:
+    def start(self, system: str, user: str | Prompt, images: list[EncodedImage]) -> None:
         self.add_prompt(f"{IM_START}system\n{system}{IM_END}\n{IM_START}user\n", [])
         self.add_prompt(user, images)
         self.add_prompt(f"{IM_END}\n{IM_START}assistant\n")
@@ -151,7 +145,7 @@ class SequenceBuilder:
             self.add_prompt(IM_END)
         self.add_prompt("\n")
 
-    def add_tool_turn(self, text: str, images: list[EncodedImage] = ()) -> None:
+    def add_tool_turn(self, text: str | Prompt, images: list[EncodedImage] = ()) -> None:
         self.add_prompt(f"{IM_START}user\n")
         self.add_prompt(text, list(images))
         self.add_prompt(f"{IM_END}\n{IM_START}assistant\n")

@@ -17,6 +17,7 @@ is its inverse (gold answers for SFT, scripted policies).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,58 @@ ANSWER = ("<answer>", "</answer>")
 # A turn ends when one of these closes (generation stops on them).
 STOP_STRINGS = (TOOL_CALL[1], ANSWER[1])
 
-IMAGE_PLACEHOLDER = "<image>"  # in prompt text; assembly.py replaces it with vision tokens
+IMAGE_PLACEHOLDER = "<image>"  # how an image shows in a prompt's display text (`Prompt.text`)
+
+
+@dataclass(frozen=True)
+class ImageSlot:
+    """Where the next image goes in a prompt. Images are placed by these slots in a list of
+    parts, never by finding a string in text: a literal `<image>` in a question, an option
+    or a tool's output stays text."""
+
+
+IMAGE = ImageSlot()
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Prompt text with image slots: `parts` alternate text and `IMAGE`, in order."""
+
+    parts: tuple[str | ImageSlot, ...]
+
+    @property
+    def n_images(self) -> int:
+        return sum(isinstance(p, ImageSlot) for p in self.parts)
+
+    @property
+    def text(self) -> str:
+        """Display text, each image shown as IMAGE_PLACEHOLDER (untrusted text in it was
+        escaped, so the placeholders are exactly the images)."""
+        return "".join(IMAGE_PLACEHOLDER if isinstance(p, ImageSlot) else p for p in self.parts)
+
+
+# Markup a tokenizer may turn into control tokens: Qwen special tokens (`<|...|>`), the
+# tool and answer tags, and the image placeholder.
+_MARKUP = re.compile(r"<(\|[^|<>\s]{1,64}\|>|/?(?:tool_call|tool_response|think|answer|image)>)")
+
+
+def escape_untrusted(text: str) -> str:
+    """Text from outside (questions, options, tool output, search snippets, names a model
+    invented) keeps its words but loses its markup: `<|im_end|>` -> `<| im_end |>`,
+    `</tool_response>` -> `< /tool_response>`, `<image>` -> `< image>`; each tokenises as
+    plain text, so no untrusted string can end a turn, open a tool call or add an image.
+
+    >>> escape_untrusted("a <image> b <|vision_start|> </answer>")
+    'a < image> b <| vision_start |> < /answer>'
+    """
+
+    def spaced(m: re.Match) -> str:
+        body = m.group(1)
+        if body.startswith("|"):
+            return "<| " + body[1:-2] + " |>"
+        return "< " + body
+
+    return _MARKUP.sub(spaced, text)
 
 
 @dataclass(frozen=True)
@@ -119,28 +171,57 @@ def user_prompt(
     n_images: int,
     choices: Sequence[str] | None = None,
     options_in_question: bool = False,
-) -> str:
-    """'Image 1: <image> Image 2: <image> ... question (options)'.
+    segments: Sequence[str] | None = None,
+) -> Prompt:
+    """'Image 1: <image> Image 2: <image> ... question (options)', question and options escaped.
 
     The options are not appended when `options_in_question` (a benchmark's published prompt
     already lists them: `sample.meta["options_in_question"]`) or the question visibly does.
+    `segments` (a benchmark that interleaves images with its text, e.g. MuirBench's
+    `<image>` markers, `sample.meta["question_segments"]`) is the question cut where its
+    images go: image k sits between segments k-1 and k; images beyond the slots follow the
+    text, slots beyond the images stay as the text "[image]".
     """
-    parts = [f"Image {k}: {IMAGE_PLACEHOLDER}" for k in range(1, n_images + 1)]
-    text = "\n".join(parts) + "\n" + question.strip()
-    listed = options_in_question or re.search(r"\(A\)|\bA[.)]\s", question)
+    if segments:
+        parts: list[str | ImageSlot] = []
+        k = 0
+        for i, seg in enumerate(segments):
+            if i > 0:
+                if k < n_images:
+                    k += 1
+                    parts += [f"Image {k}: ", IMAGE]
+                else:
+                    parts.append("[image]")
+            parts.append(escape_untrusted(str(seg)))
+        parts += [x for j in range(k + 1, n_images + 1) for x in (f"\nImage {j}: ", IMAGE)]
+        question_text = "".join(p for p in parts if isinstance(p, str))
+    else:
+        parts = [x for k in range(1, n_images + 1) for x in (f"Image {k}: ", IMAGE, "\n")]
+        if parts:
+            parts.pop()
+        parts.append("\n" + escape_untrusted(question.strip()))
+        question_text = question
+    listed = options_in_question or re.search(r"\(A\)|\bA[.)]\s", question_text)
     if choices and not listed:
-        text += "\n" + "\n".join(f"{CHOICE_LETTERS[i]}. {c}" for i, c in enumerate(choices))
-    return text
+        parts.append(
+            "\n"
+            + "\n".join(
+                f"{CHOICE_LETTERS[i]}. {escape_untrusted(str(c))}" for i, c in enumerate(choices)
+            )
+        )
+    return Prompt(tuple(parts))
 
 
-def tool_response_text(body: str, first_image_number: int | None = None, n_images: int = 0) -> str:
-    """The text of a tool turn; image tools announce the numbers of the images they add."""
-    images = (
-        "".join(f"\nImage {first_image_number + i}: {IMAGE_PLACEHOLDER}" for i in range(n_images))
-        if first_image_number is not None
-        else ""
-    )
-    return f"{TOOL_RESPONSE[0]}{body}{images}{TOOL_RESPONSE[1]}"
+def tool_response_text(
+    body: str, first_image_number: int | None = None, n_images: int = 0
+) -> Prompt:
+    """A tool turn: the escaped result text; image tools announce the numbers of their images."""
+    parts: list[str | ImageSlot] = [TOOL_RESPONSE[0] + escape_untrusted(body)]
+    if first_image_number is not None:
+        for i in range(n_images):
+            parts += [f"\nImage {first_image_number + i}: ", IMAGE]
+    parts.append(TOOL_RESPONSE[1])
+    return Prompt(tuple(parts))
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -241,6 +322,14 @@ def _numbers(text: str) -> list[float]:
     return [float(x) for x in re.findall(_NUM, text)]
 
 
+def _image_number(digits: str | float) -> int | None:
+    """An image number as written (digits or a parsed number); None when it cannot be one
+    (so a 5,000-digit or infinite "number" is a wrong answer, not an exception)."""
+    if isinstance(digits, float):
+        return int(digits) if math.isfinite(digits) and abs(digits) < 1e6 else None
+    return int(digits) if len(digits) <= 6 else None
+
+
 def bbox_image(sample) -> int:
     """Which image a `bbox` answer refers to: the first evidence image, else image 1."""
     return int(sample.evidence[0].image) if sample.evidence else 1
@@ -279,7 +368,7 @@ def parse_answer(text: str | None, sample, family: str, frames: Sequence[Frame])
         return int(v) if v.is_integer() else v
     if kind == "image_index":
         m = re.search(r"\d+", t)
-        return int(m.group(0)) if m else None
+        return _image_number(m.group(0)) if m else None
     if kind == "bbox":
         nums = _numbers(t)
         if len(nums) < 4:
@@ -289,13 +378,13 @@ def parse_answer(text: str | None, sample, family: str, frames: Sequence[Frame])
         m = re.search(r"image\s*(\d+)", t, flags=re.I)
         nums = _numbers(t)
         if m:
-            k = int(m.group(1))
+            k = _image_number(m.group(1))
             nums = _numbers(t[m.end() :])
         elif len(nums) >= 5:
-            k, nums = int(nums[0]), nums[1:]
+            k, nums = _image_number(nums[0]), nums[1:]
         else:
             return None
-        if len(nums) < 4:
+        if k is None or len(nums) < 4:
             return None
         box = _box_to_dataset(nums[:4], k, family, frames)
         return None if box is None else {"image": k, "bbox": box}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from miva.agent import format as fmt
-from miva.agent.assembly import EncodedImage, SequenceBuilder, encode_image, sanitize
+from miva.agent.assembly import EncodedImage, SequenceBuilder, encode_image
 from miva.agent.engines.base import Engine, GenRequest
 from miva.agent.tools import Tool, ToolContext, ToolResult
 from miva.agent.trajectory import ToolCall, Trajectory, Turn
@@ -66,12 +66,13 @@ class Agent:
             style=self.cfg.prompt_style,
         )
         user = fmt.user_prompt(
-            sanitize(sample.question),
+            sample.question,
             len(encoded),
-            [sanitize(c) for c in sample.choices or []] or None,
+            sample.choices or None,
             options_in_question=bool(sample.meta.get("options_in_question")),
+            segments=sample.meta.get("question_segments"),
         )
-        st.turns += [Turn("system", system), Turn("user", user, len(encoded))]
+        st.turns += [Turn("system", system), Turn("user", user.text, len(encoded))]
         if not b.fits(encoded):
             st.status, st.done = "image_budget", True
         b.start(system, user, encoded)
@@ -189,12 +190,10 @@ class Agent:
         self, s: _State, result: ToolResult, encoded: Sequence[EncodedImage] = ()
     ) -> None:
         first = len(s.builder.images) + 1
-        text = fmt.tool_response_text(
-            sanitize(result.text), first if encoded else None, len(encoded)
-        )
-        s.builder.add_tool_turn(text, list(encoded))
+        prompt = fmt.tool_response_text(result.text, first if encoded else None, len(encoded))
+        s.builder.add_tool_turn(prompt, list(encoded))
         s.images.extend(e.image for e in encoded)
-        s.turns.append(Turn("tool", text, len(encoded)))
+        s.turns.append(Turn("tool", prompt.text, len(encoded)))
 
     # ------------------------------------------------------------------ result
     def _finish(self, s: _State) -> Trajectory:

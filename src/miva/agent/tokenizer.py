@@ -248,7 +248,7 @@ def _prompt_texts() -> list[str]:
             for style in ("full", "compact"):
                 texts.append(fmt.system_prompt(schemas, kind, family, style))
                 texts.append(fmt.system_prompt(schemas[:2], kind, family, style))
-    texts.append(fmt.user_prompt("Which image?", 6, ["a", "b", "c", "d"]))
+    texts.append(fmt.user_prompt("Which image?", 6, ["a", "b", "c", "d"]).text)
     return texts * 20
 
 

@@ -409,13 +409,14 @@ def run_eval(
         base = evaluate(sets, generate_factory(baseline, cfg, ecfg.greedy), baseline, n)
     result = combine(main, base, sets)
     paths = write_outputs(result, out, config=cfg.to_dict())
-    log_to_mlflow(result, paths["report"])
+    log_to_mlflow(result, paths["report"], trace_samples=ecfg.trace_samples)
     return result, paths
 
 
-def log_to_mlflow(result: EvalResult, report: str | Path) -> bool:
-    """With an active MLflow run: the flat metrics (`mlflow.log_metrics`) and report.html
-    (`miva.registry.tracking.log_report`). Returns whether anything was logged.
+def log_to_mlflow(result: EvalResult, report: str | Path, trace_samples: int = 0) -> bool:
+    """With an active MLflow run: the flat metrics (`mlflow.log_metrics`), report.html
+    (`miva.registry.tracking.log_report`) and `trace_samples` trajectories per set as
+    MLflow traces (`miva.eval.traces`). Returns whether anything was logged.
 
     An MLflow run can only be active in this process if mlflow is already imported, so a
     plain `miva eval` does not pay for importing it."""
@@ -433,4 +434,8 @@ def log_to_mlflow(result: EvalResult, report: str | Path) -> bool:
     mlflow.log_metrics({metric_key(k): v for k, v in finite_metrics(result.metrics).items()})
     mlflow.set_tags({f"miva.{k}": v for k, v in result.digests.items()})
     log_report(report)
+    if trace_samples:
+        from miva.eval.traces import log_eval_traces
+
+        log_eval_traces(result, trace_samples)
     return True

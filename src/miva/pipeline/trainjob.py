@@ -5,6 +5,8 @@ TrainJob that runs the train image with the same `miva train` arguments under `t
 (the `torch-distributed` ClusterTrainingRuntime sets the `PET_*` variables torchrun reads),
 creates it through the Kubernetes API, prints a line whenever its status changes and
 raises the job's own error message when it fails. Dataset and model travel as s3:// URIs.
+Every pod runs the data-parallel GRPO loop of a local `torchrun` (docs/distributed.md):
+num_nodes x gpu_count ranks split each step's prompts, which is checked before submitting.
 
 The manifest is a plain dict (`render_trainjob`), so it is testable without a cluster.
 A retried component re-attaches to the TrainJob of the same run and task (name collision
@@ -268,6 +270,11 @@ def train_distributed(
             "multi-node GRPO needs an s3:// pipeline root (pipeline.pipeline_root) so the "
             f"TrainJob pods can reach the artifacts; got dataset {dataset_uri}, output {out_uri}"
         )
+    # the job's ranks split train.prompts_per_step evenly: a batch that does not split fails
+    # here, before any pod starts (the same check each rank makes)
+    from miva.rl.setup import check_batch
+
+    check_batch(cfg.train, cfg.pipeline.num_nodes * cfg.pipeline.gpu_count)
     api = api or custom_objects_api()
     namespace = current_namespace(cfg.pipeline.namespace)
     manifest = render_trainjob(

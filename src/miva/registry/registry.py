@@ -13,29 +13,33 @@
    ``champion`` when it wins, and record the decision: version tags ``miva.decision`` and
    ``miva.decision_reasons``, the version description, ``promotion.md`` in the run.
 
-The promotion lock is a registered model named ``<model>.promotion-lock``: creating a
-registered model is atomic in every MLflow backend (unique name), so only one registration
-decides at a time and the aliases end consistent. A lock older than
-``registry.lock_timeout_s`` is treated as left behind by a dead process and removed.
+The promotion lock (`miva.registry.lock`) is a registered model named
+``<model>.promotion-lock``: creating a registered model is atomic in every MLflow backend
+(unique name), so only one registration decides at a time and the aliases end consistent.
+A lock whose holder died (its process is gone, or its heartbeat stopped) is broken safely.
 Every alias move (register, promote, rollback) pushes or pops the registered-model tag
 ``miva.champion_history`` so `rollback` can walk back.
+
+After the decision, the MLflow traces the pipeline's evaluation recorded are tagged with
+the new version (`miva.eval.traces.link_traces_to_version`), and when
+``registry.deploy.on_promotion`` is on and this version became the champion, its KServe
+InferenceService is rendered (and applied with ``registry.deploy.apply``) by
+`miva.registry.deploy.deploy`. Neither can fail a registration: problems are logged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-import random
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from miva.errors import MivaError
+from miva.registry.lock import promotion_lock
 from miva.registry.policy import Decision, decide
 from miva.registry.tracking import (
     TAG_CONFIG,
@@ -56,7 +60,7 @@ TAG_DATASET = "miva.dataset_digest"
 TAG_PARENT_RUN = "miva.parent_run_id"
 TAG_HISTORY = "miva.champion_history"
 METRIC_PREFIX = "miva.metric."
-LOCK_SUFFIX = ".promotion-lock"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Registration:
     champion: str | None
     run_id: str
     summary: str
+    deployed: str | None = None  # manifest written because the champion changed
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -197,52 +202,6 @@ def _set_champion(cfg, version: str, history: list[str]) -> None:
     client.set_registered_model_tag(name, TAG_HISTORY, json.dumps(history[-200:]))
 
 
-# ---------------------------------------------------------------------------- lock
-
-
-@contextmanager
-def promotion_lock(cfg) -> Iterator[None]:
-    """Mutual exclusion across processes through an atomically created registered model."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client()
-    lock = cfg.registry.model_name + LOCK_SUFFIX
-    owner = uuid.uuid4().hex
-    timeout = cfg.registry.lock_timeout_s
-    start = time.monotonic()
-    while True:
-        try:
-            client.create_registered_model(
-                lock, tags={"miva.lock_owner": owner}, description="transient promotion lock"
-            )
-            break
-        except MlflowException as exc:
-            if not _is_code(exc, "RESOURCE_ALREADY_EXISTS", "already exists"):
-                raise TrackingError(f"cannot take the promotion lock {lock!r}: {exc}") from exc
-        try:
-            held = client.get_registered_model(lock)
-            age = time.time() - held.creation_timestamp / 1000
-            if age > timeout:  # left behind by a process that died inside the lock
-                client.delete_registered_model(lock)
-                continue
-        except MlflowException:
-            continue  # released between our create and our read: try again
-        if time.monotonic() - start > timeout:
-            raise TrackingError(
-                f"promotion lock {lock!r} held by another registration for more than {timeout:g}s"
-            )
-        time.sleep(0.2 + random.random() * 0.3)
-    try:
-        yield
-    finally:
-        try:
-            held = client.get_registered_model(lock)
-            if (held.tags or {}).get("miva.lock_owner") == owner:
-                client.delete_registered_model(lock)
-        except MlflowException:
-            pass
-
-
 # ---------------------------------------------------------------------------- register
 
 
@@ -365,7 +324,11 @@ def register_model(
         mlflow.set_tags(
             {TAG_DECISION: decision.outcome, "miva.model_version": version, "miva.model_name": name}
         )
+        _link_eval_traces(run.info.experiment_id, parent, name, version, info.model_id)
     after = version_by_alias(cfg, CHAMPION)
+    deployed = None
+    if reg.deploy.on_promotion and decision.promote and after and str(after.version) == version:
+        deployed = _deploy_champion(cfg, version)
     return Registration(
         name=name,
         version=version,
@@ -373,7 +336,42 @@ def register_model(
         champion=str(after.version) if after else None,
         run_id=run_id,
         summary=summary,
+        deployed=deployed,
     )
+
+
+def _link_eval_traces(
+    experiment_id: str, parent: str, name: str, version: str, model_id: str | None
+) -> None:
+    """Tag the traces of this pipeline run's evaluation with the new version."""
+    if not parent:
+        return
+    import mlflow
+
+    from miva.eval.traces import link_traces_to_version
+
+    try:
+        runs = mlflow.search_runs(
+            experiment_ids=[experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.`miva.stage` = 'evaluate'",
+            output_format="list",
+        )
+    except Exception as exc:
+        log.warning("could not find the evaluation runs of %s: %s", parent, exc)
+        return
+    link_traces_to_version(experiment_id, [r.info.run_id for r in runs], name, version, model_id)
+
+
+def _deploy_champion(cfg, version: str) -> str | None:
+    """Render (and apply) the new champion's InferenceService; a failure is logged only:
+    the version is registered and promoted either way."""
+    from miva.registry.deploy import deploy
+
+    try:
+        return str(deploy(cfg, version))
+    except Exception as exc:
+        log.warning("champion v%s: deploying its InferenceService failed: %s", version, exc)
+        return None
 
 
 # ---------------------------------------------------------------------------- by hand

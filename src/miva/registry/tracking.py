@@ -37,6 +37,8 @@ TAG_CONFIG = "miva.config_hash"
 TAG_STAGE = "miva.stage"
 TAG_KIND = "miva.run_kind"  # "pipeline" | "stage"
 TAG_PARENT = "mlflow.parentRunId"
+TAG_SANDBOX = "miva.python_sandbox"  # how the python tool isolated model-written code
+ROLLOUT_STAGES = ("sft", "grpo", "evaluate")  # stages whose rollouts may call tools
 
 
 class TrackingError(MivaError):
@@ -326,6 +328,11 @@ def stage_run(cfg, stage: str, kfp_run_id: str | None = None) -> Iterator[Any]:
         tags[TAG_KFP_TASK] = os.environ[KFP_TASK_ENV]
     if os.environ.get("MIVA_IMAGE"):
         tags["miva.image"] = os.environ["MIVA_IMAGE"]
+    if stage in ROLLOUT_STAGES and "python" in cfg.agent.tools:
+        from miva.agent.sandbox import sandbox_mode
+
+        # how model-written code is isolated in this run (kernel+cgroup-v1, service:..., weak)
+        tags[TAG_SANDBOX] = sandbox_mode(cfg.agent.python)
     exp = experiment_id(cfg)
     nested = mlflow.active_run() is not None
     run = tracking_call(

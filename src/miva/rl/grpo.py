@@ -1,16 +1,22 @@
 """GRPO with multi-turn tool use: the training loop, top to bottom.
 
-    set-up      samples, policy, engine, reference model (beta > 0), agent, curation, resume
+    set-up      process group (torchrun), samples, policy, engine, reference model (beta > 0),
+                agent, curation, resume
     each step:
-      rollout     prompts_per_step prompts x group_size trajectories through the agent
+      rollout     this rank's share of prompts_per_step prompts x group_size trajectories
       scoring     reward components -> total (rewards/registry.py)
       mask        trajectory-level policy per status (masks.py); dynamic sampling drops
-                  zero-variance groups and draws more prompts
-      advantages  group-relative (advantages.py)
-      update      mu optimizer steps over the batch in micro-batches (policy.py, losses.py)
-      logging     JSONL + MLflow metrics, progress bar
-      checkpoint  every train.checkpoint_every steps, atomic (checkpoint.py)
-    end: save_pretrained model folder + curves PNG
+                  zero-variance groups and draws more prompts (refills agreed by all ranks)
+      advantages  group-relative (advantages.py), over the rewards of all ranks
+      update      mu optimizer steps over the batch in micro-batches (policy.py, losses.py),
+                  loss normalisers summed over ranks
+      logging     metrics reduced over ranks; JSONL + MLflow + progress bar on rank 0
+      checkpoint  every train.checkpoint_every steps, atomic, every rank's state (checkpoint.py)
+    end: save_pretrained model folder + curves PNG (rank 0)
+
+Several processes (``torchrun --nproc-per-node N``): every rank runs this loop on its own
+prompts (a group never spans ranks) and the gradient equals one process's on the union
+batch; the plumbing is in distributed.py and the engines; docs/distributed.md explains it.
 
 Algorithmic choices (config key: default):
 - ``train.group_size``: 8 trajectories per prompt; ``train.prompts_per_step``: 8.
@@ -29,9 +35,14 @@ Algorithmic choices (config key: default):
   still without signal stay out of the loss.
 - ``train.status_policy``: ok=train, truncated=mask, malformed=penalize
   (``train.penalty_reward`` = -1), tool_error / max_turns / image_budget = mask.
-- ``reward.weights``: 0.8 accuracy + 0.2 format + 1.2 tool gain (IMAgent / DeepEyes).
+- ``reward.weights``: 0.8 accuracy + 0.2 format + 1.2 tool gain (IMAgent / DeepEyes);
+  naming ``judge`` scores text answers with an LLM judge (``reward.judge``).
 - ``train.curate``: False (rejection sampling with ``train.curate_samples`` = 4 rollouts).
-- ``train.engine``: ``torch`` | ``deepspeed`` (ZeRO ``train.zero_stage`` 2 | 3).
+- ``train.engine``: ``torch`` (DDP under torchrun) | ``deepspeed`` (ZeRO ``train.zero_stage``
+  2 | 3).
+- ``train.rollout_correction.mode``: ``auto`` = truncated importance sampling
+  (``token-tis``, cap ``train.rollout_correction.cap`` = 2) for ``agent.engine=vllm``, off for
+  ``hf``; the rollout/trainer log-prob mismatch is logged every step either way.
 - Non-finite rewards or losses skip the step (counted in ``train/skipped_steps``).
 """
 
@@ -49,6 +60,7 @@ from typing import Any
 import torch
 
 from miva.errors import ConfigError, DataError
+from miva.rl import distributed as dist
 from miva.rl.advantages import get_advantage, zero_variance_groups
 from miva.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from miva.rl.masks import apply_status_policy
@@ -88,6 +100,37 @@ class PromptCursor:
         return {"epoch": self.epoch, "pos": self.pos}
 
 
+def rank_share(ids: list[int], counts: list[int], rank: int) -> list[int]:
+    """This rank's slice of prompts drawn for all ranks (`counts` per rank, in rank order).
+
+    >>> rank_share([10, 11, 12, 13, 14], [2, 0, 3], 2)
+    [12, 13, 14]
+    """
+    start = sum(counts[:rank])
+    return ids[start : start + counts[rank]]
+
+
+@dataclass
+class TrajectoryStats:
+    """What the batch metrics read of one trajectory: small enough to gather from every rank."""
+
+    tool_names: tuple[str, ...]
+    num_turns: int
+    num_sampled_tokens: int
+    num_tokens: int
+
+    @classmethod
+    def of(cls, traj: Any) -> TrajectoryStats:
+        if isinstance(traj, TrajectoryStats):
+            return traj
+        return cls(
+            tuple(c.name for c in traj.tool_calls),
+            traj.num_turns,
+            traj.num_sampled_tokens,
+            len(traj.token_ids),
+        )
+
+
 @dataclass
 class StepBatch:
     trajectories: list[Any] = field(default_factory=list)
@@ -100,8 +143,9 @@ class StepBatch:
     zero_var_groups: int = 0
     groups_seen: int = 0
     refills: int = 0
-    # every group drawn this step, before dynamic sampling kept the mixed ones (None: this batch)
-    drawn: StepBatch | None = None
+    # `drawn_counts` of every group drawn this step, before dynamic sampling kept the mixed
+    # ones (None: those of this batch)
+    drawn: list[float] | None = None
 
 
 @dataclass
@@ -149,15 +193,17 @@ class GRPOTrainer:
 
         # ------------------------------------------------------------------ set-up
         self.cfg, self.t = cfg, cfg.train
+        self.world = dist.init_distributed()
         self.output, self.progress, self.stop_after = output, progress, stop_after
         self.log_fn = log_fn
         self.local_out = (
             Path(output) if not str(output).startswith("s3://") else Path(cfg.workdir) / "grpo-run"
         )
-        self.batch_size, self.micro_batches = check_batch(self.t)
+        self.batch_size, self.micro_batches = check_batch(self.t, self.world.size)
         self.micro_size = self.batch_size // self.micro_batches
-        random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        self.local_prompts = self.batch_size // self.t.group_size
+        random.seed(cfg.seed + self.world.rank)
+        torch.manual_seed(cfg.seed + self.world.rank)
         self.samples = samples if samples is not None else load_training_samples(dataset, "train")
         self.device = device_of(cfg)
         if policy is None:
@@ -184,6 +230,7 @@ class GRPOTrainer:
             zero_stage=self.t.zero_stage,
             gradient_checkpointing=self.t.gradient_checkpointing,
             device=self.device,
+            world=self.world,
         )
         kwargs: dict[str, Any] = {}
         if cfg.agent.engine == "vllm":
@@ -200,7 +247,8 @@ class GRPOTrainer:
         self.rewards = RewardSettings.of(cfg.reward, convert_answer=_convert_answer)
         self.advantage = get_advantage("grpo")
         self.max_len = self.t.loss_max_tokens or cfg.agent.max_new_tokens * cfg.agent.max_turns
-        self.logger = MetricsLogger(self.local_out / "metrics.jsonl")
+        self.correction = self.t.rollout_correction.resolved(cfg.agent.engine)
+        self.logger = MetricsLogger(self.local_out / "metrics.jsonl", write=self.world.is_main)
         if not resume:
             self.logger.truncate_after(-1)  # a fresh run starts a fresh metrics file
         self.start_step, self.skipped = 0, 0
@@ -211,40 +259,55 @@ class GRPOTrainer:
             self._resume()
 
     def _curate(self) -> None:
+        """Rejection sampling, each rank on its own slice of the prompts; all keep the union."""
         from miva.rl.curate import curate
 
-        result = curate(
-            self.samples, self.agent, self.t.curate_samples, self.rewards, self.cfg.seed
-        )
-        if not result.kept:
+        w = self.world
+        with self.engine.gathered():
+            result = curate(
+                self.samples[w.rank :: w.size],
+                self.agent,
+                self.t.curate_samples,
+                self.rewards,
+                self.cfg.seed + w.rank,
+            )
+        kept = set(dist.all_gather_lists([s.id for s in result.kept]))
+        dropped = int(dist.all_sum([result.dropped])[0])
+        if not kept:
             raise DataError(
                 f"curation kept no prompt: the starting policy solves all or none of the "
                 f"{len(self.samples)} prompts; turn train.curate off or start from another model"
             )
-        self.logger.log(0, {"curate/kept": len(result.kept), "curate/dropped": result.dropped})
-        self.samples = result.kept
+        self.logger.log(0, {"curate/kept": len(kept), "curate/dropped": dropped})
+        self.samples = [s for s in self.samples if s.id in kept]
         self.cursor = PromptCursor(len(self.samples), self.cfg.seed)
 
     def _resume(self) -> None:
         path = latest_checkpoint(self.local_out)
         if path is None:
             return
-        state = load_checkpoint(path, self.engine)
+        state = load_checkpoint(path, self.engine, self.world)
         self.start_step = int(state["step"])
         self.skipped = int(state.get("skipped", 0))
         if state.get("sample_ids"):
             by_id = {s.id: s for s in self.samples}
             self.samples = [by_id[i] for i in state["sample_ids"] if i in by_id]
         self.cursor = PromptCursor(len(self.samples), self.cfg.seed, **state["cursor"])
+        dist.barrier()  # every rank has read the metrics file before rank 0 rewrites it
         self.logger.truncate_after(self.start_step)
 
     # ------------------------------------------------------------------ rollout + scoring
-    def _rollout_groups(self, step: int, round_: int, n_prompts: int) -> StepBatch:
-        G = self.t.group_size
-        picked = [self.samples[i] for i in self.cursor.take(n_prompts)]
-        seed = self.cfg.seed * 1_000_003 + step * 101 + round_
+    def _rollout_groups(self, step: int, round_: int, counts: list[int]) -> StepBatch:
+        """Draw sum(counts) prompts from the shared cursor (every rank draws the same), roll out
+        this rank's share with a seed of its own."""
+        G, w = self.t.group_size, self.world
+        drawn = self.cursor.take(sum(counts))
+        picked = [self.samples[i] for i in rank_share(drawn, counts, w.rank)]
+        if not picked:
+            return StepBatch()
+        seed = dist.stream_seed(self.cfg.seed, step, round_, w.rank)
         self.engine.module.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.engine.gathered():
             trajs = self.agent.rollout(picked, G, seed=seed)
         self.engine.module.train()
         samples = [s for s in picked for _ in range(G)]
@@ -264,9 +327,12 @@ class GRPOTrainer:
         )
 
     def _collect(self, step: int) -> StepBatch:
-        """Rollout + scoring + trajectory mask, refilling zero-variance groups (DAPO)."""
-        G, want = self.t.group_size, self.t.prompts_per_step
-        batch = self._rollout_groups(step, 0, want)
+        """Rollout + scoring + trajectory mask, refilling zero-variance groups (DAPO).
+
+        Each rank fills its own share of groups; every round all ranks exchange how many
+        groups they still lack, draw that many prompts together and stop together."""
+        G, want, size = self.t.group_size, self.local_prompts, self.world.size
+        batch = self._rollout_groups(step, 0, [want] * size)
         if not self.t.dynamic_sampling:
             batch.groups_seen = want
             zv = zero_variance_groups(torch.tensor(batch.totals), G, torch.tensor(batch.valid))
@@ -277,18 +343,19 @@ class GRPOTrainer:
         seen = zero_var = 0
         for round_ in range(self.t.max_refill_rounds + 1):
             if round_ > 0:
-                batch = self._rollout_groups(
-                    step, round_, want - sum(len(k.totals) // G for k in kept)
-                )
-            zv = zero_variance_groups(torch.tensor(batch.totals), G, torch.tensor(batch.valid))
+                lacking = dist.all_gather_lists([max(want - len(kept), 0)])
+                batch = self._rollout_groups(step, round_, lacking)
+            zv = zero_variance_groups(
+                torch.tensor(batch.totals, dtype=torch.float32), G, torch.tensor(batch.valid)
+            )
             for g in range(len(zv)):
                 part = _slice(batch, g * G, (g + 1) * G)
                 (dropped if zv[g] else kept).append(part)
             seen += len(zv)
             zero_var += int(zv.sum())
-            if sum(len(k.totals) for k in kept) >= want * G:
+            if not dist.any_rank(len(kept) < want):
                 break
-        drawn = _concat(kept + dropped)
+        drawn = drawn_counts(_concat(kept + dropped))
         groups = kept[:want]
         # not enough signal: fill with dropped groups, out of the loss (valid False)
         for part in dropped[: want - len(groups)]:
@@ -316,6 +383,7 @@ class GRPOTrainer:
             attention_mask=b["attention_mask"],
             loss_mask=b["loss_mask"][:, 1:] * keep,
             advantages=adv,
+            rollout_logp=b["old_logprobs"][:, 1:],  # the sampler's, target-aligned
             trajectories=trajs,
             model_kwargs=mm,
         ).to(self.device)
@@ -331,8 +399,10 @@ class GRPOTrainer:
             )
             for i in range(0, len(batch.trajectories), self.micro_size)
         ]
-        num_seqs = float(sum(valid))
-        num_tokens = float(sum(float(m.loss_mask.sum()) for m in micro))
+        # normalisers of the global batch: every rank's micro-batches add up to its loss
+        num_seqs, num_tokens = dist.all_sum(
+            [sum(valid), sum(float(m.loss_mask.sum()) for m in micro)]
+        )
         settings = LossSettings(
             agg=t.loss_agg,
             eps_low=t.eps_low,
@@ -343,6 +413,8 @@ class GRPOTrainer:
             max_len=self.max_len,
             num_seqs=max(num_seqs, 1.0),
             num_tokens=max(num_tokens, 1.0),
+            rollout_correction=self.correction,
+            rollout_cap=t.rollout_correction.cap,
         )
         with torch.no_grad():
             for m in micro:
@@ -351,20 +423,32 @@ class GRPOTrainer:
                 if self.ref_model is not None:
                     m.ref_logp = _logp(self.ref_model, m, settings.temperature)
         sums: dict[str, float] = {}
+        peaks: dict[str, float] = {}
         grad_norms = []
         for _ in range(t.mu):
-            for m in micro:
-                loss, metrics = micro_batch_loss(self.engine.model, m, settings)
-                if not torch.isfinite(loss):
-                    raise _NonFinite(f"loss {float(loss)}")
-                self.engine.backward(loss)
+            for k, m in enumerate(micro):
+                with self.engine.micro_step(last=k == len(micro) - 1):
+                    loss, metrics = micro_batch_loss(self.engine.model, m, settings)
+                    if dist.any_rank(not bool(torch.isfinite(loss))):
+                        raise _NonFinite(f"loss {float(loss)}")
+                    self.engine.backward(loss)
                 w = metrics["tokens"]
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + (v if k == "tokens" else v * w)
+                for key, v in metrics.items():
+                    if key in _PEAK_METRICS:
+                        peaks[key] = max(peaks.get(key, 0.0), v)
+                    else:
+                        sums[key] = sums.get(key, 0.0) + (v if key == "tokens" else v * w)
                 sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             grad_norms.append(self.engine.step())
+        # token-weighted means over every rank's tokens; maxima over ranks; the loss is a sum
+        # of the ranks' shares
+        names = sorted(sums)
+        sums = dict(zip(names, dist.all_sum([sums[k] for k in names]), strict=True))
+        names = sorted(peaks)
+        peaks = dict(zip(names, dist.all_max([peaks[k] for k in names]), strict=True))
         tokens = max(sums.pop("tokens", 0.0), 1.0)
         out = {f"train/{k}": v / tokens for k, v in sums.items() if k != "loss"}
+        out.update({f"train/{k}": v for k, v in peaks.items()})
         out["train/loss"] = sums.get("loss", 0.0) / t.mu
         out["train/grad_norm"] = grad_norms[-1]
         out["train/lr"] = self.engine.lr
@@ -372,12 +456,27 @@ class GRPOTrainer:
             raise _NonFinite("gradient norm")
         return out
 
+    def _advantages(self, batch: StepBatch) -> torch.Tensor:
+        """Advantages of this rank's trajectories, computed over the rewards of all ranks (so
+        the batch-std mode sees the global batch; groups never span ranks)."""
+        totals = dist.all_gather_lists(batch.totals)
+        valid = dist.all_gather_lists(batch.valid)
+        adv = self.advantage(
+            torch.tensor(totals, dtype=torch.float32),
+            self.t.group_size,
+            valid=torch.tensor(valid),
+            std=self.t.advantage_std,
+            eps=self.t.adv_eps,
+        )
+        n = len(batch.totals)
+        return adv[self.world.rank * n : (self.world.rank + 1) * n]
+
     # ------------------------------------------------------------------ the loop
     def run(self) -> TrainResult:
         t = self.t
         steps = range(self.start_step + 1, t.steps + 1)
         bar = None
-        if self.progress:
+        if self.progress and self.world.is_main:
             from tqdm import tqdm
 
             bar = tqdm(total=t.steps, initial=self.start_step, desc="grpo", unit="step")
@@ -386,23 +485,19 @@ class GRPOTrainer:
             # rollout, scoring, trajectory mask, dynamic sampling
             batch = self._collect(step)
             t_roll = time.perf_counter() - t0
-            metrics = rollout_metrics(batch)
-            if not all(math.isfinite(r) for r in batch.totals):
+            metrics = rollout_metrics(gathered(batch))
+            if self.rewards.judge is not None:  # this rank's judge counters
+                metrics.update(self.rewards.judge.drain_metrics())
+            if dist.any_rank(not all(math.isfinite(r) for r in batch.totals)):
                 self.skipped += 1
                 metrics["train/skipped_steps"] = self.skipped
                 self.logger.log(step, metrics)
                 continue
             # advantages
-            adv = self.advantage(
-                torch.tensor(batch.totals, dtype=torch.float32),
-                t.group_size,
-                valid=torch.tensor(batch.valid),
-                std=t.advantage_std,
-                eps=t.adv_eps,
-            )
+            adv = self._advantages(batch)
             # update
             t1 = time.perf_counter()
-            if any(batch.valid):
+            if dist.any_rank(any(batch.valid)):  # some trajectory of some rank takes part
                 try:
                     metrics.update(self._update(batch, adv))
                 except _NonFinite:
@@ -415,7 +510,7 @@ class GRPOTrainer:
             if self.log_fn is not None:
                 metrics.update(self.log_fn(step, self.engine.module) or {})
                 self.engine.module.train()
-            n_tokens = sum(len(x.token_ids) for x in batch.trajectories)
+            n_tokens = dist.all_sum([sum(len(x.token_ids) for x in batch.trajectories)])[0]
             metrics.update(
                 {
                     "train/skipped_steps": self.skipped,
@@ -445,6 +540,7 @@ class GRPOTrainer:
                         "sample_ids": [s.id for s in self.samples] if t.curate else [],
                     },
                     keep=t.keep_checkpoints,
+                    world=self.world,
                 )
             if self.stop_after is not None and step >= self.stop_after:
                 break
@@ -453,10 +549,11 @@ class GRPOTrainer:
         return self._finish()
 
     def _sync_rollout_weights(self) -> None:
-        """A separate rollout engine (vLLM) gets the new weights after every update; the HF
-        engine samples from the training model itself and needs nothing."""
+        """A separate rollout engine (vLLM, one per rank) gets the new weights after every
+        update; the HF engine samples from the training model itself and needs nothing."""
         if self.cfg.agent.engine != "hf" and hasattr(self.rollout_engine, "load_weights"):
-            self.rollout_engine.load_weights(self.engine.full_state_dict())
+            with self.engine.gathered():
+                self.rollout_engine.load_weights(self.engine.module.state_dict())
 
     def _finish(self) -> TrainResult:
         from miva.agent.model import save_model
@@ -464,8 +561,12 @@ class GRPOTrainer:
 
         model = self.engine.module
         model.eval()
-        save_model(model, self.processor, self.output)
-        curve = plot_curves(self.logger.history, self.local_out / "curves.png", "GRPO")
+        curve = None
+        with self.engine.gathered():  # ZeRO-3: whole parameters for rank 0 to save
+            if self.world.is_main:
+                save_model(model, self.processor, self.output)
+                curve = plot_curves(self.logger.history, self.local_out / "curves.png", "GRPO")
+        dist.barrier()  # the model folder is complete before any rank returns
         return TrainResult(
             self.output,
             self.t.steps,
@@ -477,6 +578,10 @@ class GRPOTrainer:
 
 class _NonFinite(Exception):
     pass
+
+
+# reduced with a maximum (over micro-batches and ranks), not a token-weighted mean
+_PEAK_METRICS = frozenset({"logp_mismatch_max"})
 
 
 def _zero_grads(engine: Any) -> None:
@@ -515,32 +620,66 @@ def _concat(parts: list[StepBatch]) -> StepBatch:
     return out
 
 
+def gathered(batch: StepBatch) -> StepBatch:
+    """The union of every rank's batch, trajectories reduced to `TrajectoryStats` (what the
+    metrics read), in rank order; the batch itself (as stats) with one process."""
+    stats = [TrajectoryStats.of(x) for x in batch.trajectories]
+    zero_var, seen = dist.all_sum([batch.zero_var_groups, batch.groups_seen])
+    drawn = dist.all_sum(batch.drawn if batch.drawn is not None else drawn_counts(batch))
+    return StepBatch(
+        trajectories=dist.all_gather_lists(stats),
+        samples=[],
+        rewards=dist.all_gather_lists(batch.rewards),
+        totals=dist.all_gather_lists(batch.totals),
+        valid=dist.all_gather_lists(batch.valid),
+        statuses=dist.all_gather_lists(batch.statuses),
+        status_masked=dist.all_gather_lists(batch.status_masked),
+        zero_var_groups=int(zero_var),
+        groups_seen=int(seen),
+        refills=batch.refills,
+        drawn=[float(x) for x in drawn],
+    )
+
+
+def drawn_counts(batch: StepBatch) -> list[float]:
+    """[trajectories, correct, finite totals, their sum, successful zooms, zooms on the
+    evidence] of a rank's batch of full trajectories: counts, so that ranks sum them."""
+    from miva.rl.rewards.tool_use import zoom_on_evidence
+
+    finite = [r for r in batch.totals if math.isfinite(r)]
+    zooms = [
+        (c, s)
+        for t, s in zip(batch.trajectories, batch.samples, strict=True)
+        for c in t.tool_calls
+        if c.name == "zoom" and c.ok
+    ]
+    return [
+        float(len(batch.trajectories)),
+        float(sum(is_correct(r["accuracy"]) for r in batch.rewards)),
+        float(len(finite)),
+        float(sum(finite)),
+        float(len(zooms)),
+        float(sum(zoom_on_evidence(c, s) for c, s in zooms)),
+    ]
+
+
 def rollout_metrics(batch: StepBatch) -> dict[str, float]:
-    """Reward components, accuracy, tool use, turns, lengths, statuses of one batch.
+    """Reward components, accuracy, tool use, turns, lengths, statuses of one batch (pass
+    `gathered(batch)` for the global batch of several ranks).
 
     `train/*` figures describe the batch the loss trains on, after dynamic sampling kept
     mostly groups with mixed outcomes; `rollout/drawn/*` describe every group drawn this
     step before that filter: the policy's own accuracy and reward on fresh prompts."""
-    from miva.rl.rewards.tool_use import zoom_on_evidence
-
     n = max(len(batch.trajectories), 1)
     m: dict[str, float] = {}
-    drawn = batch.drawn or batch
-    d = max(len(drawn.trajectories), 1)
-    m["rollout/drawn/accuracy"] = sum(is_correct(r["accuracy"]) for r in drawn.rewards) / d
-    finite = [r for r in drawn.totals if math.isfinite(r)]
-    m["rollout/drawn/reward_mean"] = sum(finite) / max(len(finite), 1)
-    m["rollout/drawn/trajectories"] = float(len(drawn.trajectories))
-    zooms = [
-        (c, s)
-        for t, s in zip(drawn.trajectories, drawn.samples, strict=True)
-        for c in t.tool_calls
-        if c.name == "zoom" and c.ok
-    ]
+    count, correct, finite, total, zooms, on_evidence = (
+        batch.drawn if batch.drawn is not None else drawn_counts(batch)
+    )
+    m["rollout/drawn/accuracy"] = correct / max(count, 1.0)
+    m["rollout/drawn/reward_mean"] = total / max(finite, 1.0)
+    m["rollout/drawn/trajectories"] = count
     if zooms:
-        m["rollout/drawn/zoom_on_evidence"] = sum(zoom_on_evidence(c, s) for c, s in zooms) / len(
-            zooms
-        )
+        m["rollout/drawn/zoom_on_evidence"] = on_evidence / zooms
     totals = [r for r in batch.totals if math.isfinite(r)]
     m["train/reward_mean"] = sum(totals) / max(len(totals), 1)
     mean = m["train/reward_mean"]
@@ -549,15 +688,16 @@ def rollout_metrics(batch: StepBatch) -> dict[str, float]:
         if name != "total":
             m[f"train/reward/{name}"] = sum(r[name] for r in batch.rewards) / n
     m["train/accuracy"] = sum(is_correct(r["accuracy"]) for r in batch.rewards) / n
+    stats = [TrajectoryStats.of(x) for x in batch.trajectories]
     tools: dict[str, int] = {}
-    for traj in batch.trajectories:
-        for name in {c.name for c in traj.tool_calls if c.name}:
+    for x in stats:
+        for name in {name for name in x.tool_names if name}:
             tools[name] = tools.get(name, 0) + 1
-    m["rollout/tool_call_rate"] = sum(1 for x in batch.trajectories if x.tool_calls) / n
-    for name, c in tools.items():
-        m[f"rollout/tool_calls/{name}"] = c / n
-    m["rollout/turns"] = sum(x.num_turns for x in batch.trajectories) / n
-    m["rollout/response_tokens"] = sum(x.num_sampled_tokens for x in batch.trajectories) / n
+    m["rollout/tool_call_rate"] = sum(1 for x in stats if x.tool_names) / n
+    for name in sorted(tools):
+        m[f"rollout/tool_calls/{name}"] = tools[name] / n
+    m["rollout/turns"] = sum(x.num_turns for x in stats) / n
+    m["rollout/response_tokens"] = sum(x.num_sampled_tokens for x in stats) / n
     for status in sorted(set(batch.statuses)):
         m[f"rollout/status/{status}"] = batch.statuses.count(status) / n
         masked = sum(

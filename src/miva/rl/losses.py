@@ -6,6 +6,10 @@ Per sampled token t of trajectory i (``mask[i, t] == 1``):
     loss  = -min(rho * A_i, clip(rho, 1 - eps_low, 1 + eps_high) * A_i)
     loss += beta * (exp(d) - d - 1),  d = logp_ref - logp_new      (k3 KL, only when beta > 0)
 
+With truncated importance sampling (``is_weights``, see `truncated_is_weights`) the clipped
+policy-gradient term of each token is multiplied by w = min(exp(logp_old - logp_rollout), C),
+a constant (no gradient flows through it); the KL term is not reweighted.
+
 Aggregation modes (`aggregate`), written so that micro-batches add up to the full-batch loss
 when the caller passes the batch-wide normalisers:
 
@@ -98,8 +102,12 @@ def clipped_policy_loss(
     num_tokens: float | None = None,
     max_len: int | None = None,
     kl_ratio_correction: bool = False,
+    is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO-style clipped surrogate with separate low/high epsilon and optional k3 KL.
+
+    ``is_weights`` (``[B, T]``, detached): per-token rollout-correction weights that scale
+    the policy-gradient term (truncated importance sampling); None = 1.
 
     ``kl_ratio_correction`` multiplies the k3 term by rho (DeepSeek-V3.2; TRL's
     ``use_bias_correction_kl``), which makes its gradient unbiased off-policy.
@@ -118,6 +126,8 @@ def clipped_policy_loss(
     ratio = torch.exp(log_ratio)
     clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high)
     per_token = -torch.min(ratio * adv, clipped * adv)
+    if is_weights is not None:
+        per_token = per_token * is_weights.detach().to(per_token.dtype)
     metrics: dict[str, float] = {}
     if beta > 0:
         if ref_logp is None:
@@ -137,6 +147,63 @@ def clipped_policy_loss(
         metrics["ratio_mean"] = _masked_mean(ratio, mask)
         metrics["approx_kl_old"] = _masked_mean(0.5 * log_ratio**2, mask)
     return value, metrics
+
+
+# ----------------------------------------------------------------------------- rollout vs trainer
+
+
+def logp_mismatch(
+    trainer_logp: torch.Tensor, rollout_logp: torch.Tensor, mask: torch.Tensor
+) -> dict[str, float]:
+    """Mean and max of |logp_trainer - logp_rollout| over the masked (sampled) tokens.
+
+    The rollout engine (vLLM, or generate with a KV cache) and the trainer's forward pass
+    score the same tokens with different kernels and batch shapes; this is how far apart
+    they are. Tokens [a, b]: |-1.0 - -1.5| = 0.5 and |-2.0 - -2.0| = 0.
+
+    >>> logp_mismatch(torch.tensor([[-1.0, -2.0, 9.0]]), torch.tensor([[-1.5, -2.0, 0.0]]),
+    ...               torch.tensor([[1, 1, 0]]))
+    {'logp_mismatch_mean': 0.25, 'logp_mismatch_max': 0.5}
+    """
+    m = mask.bool()
+    diff = (trainer_logp.detach().float() - rollout_logp.float()).abs()
+    picked = diff[m]
+    if picked.numel() == 0:
+        return {"logp_mismatch_mean": 0.0, "logp_mismatch_max": 0.0}
+    return {
+        "logp_mismatch_mean": float(picked.mean()),
+        "logp_mismatch_max": float(picked.max()),
+    }
+
+
+def truncated_is_weights(
+    trainer_logp: torch.Tensor, rollout_logp: torch.Tensor, mask: torch.Tensor, cap: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Token-level truncated importance sampling: w = min(exp(logp_trainer - logp_rollout), cap).
+
+    The samples came from the rollout engine's distribution, not the trainer's; weighting
+    each token by the ratio corrects the policy gradient, and the cap C bounds its variance
+    (Yao et al. 2025, "Your efficient RL framework secretly brings you off-policy RL
+    training"; verl ``rollout_correction``). `trainer_logp` is the trainer's log-prob of the
+    policy that sampled (the "old" policy), so the weight is a constant of the update.
+
+    Log-ratios [0, log 3, -log 2] with C = 2: weights [1, 2 (clipped from 3), 0.5].
+
+    >>> w, m = truncated_is_weights(torch.tensor([[0.0, 1.0986123, -0.6931472]]),
+    ...                             torch.zeros(1, 3), torch.ones(1, 3), cap=2.0)
+    >>> [round(x, 4) for x in w[0].tolist()], round(m["tis_clip_frac"], 4)
+    ([1.0, 2.0, 0.5], 0.3333)
+    """
+    log_ratio = (trainer_logp.detach().float() - rollout_logp.float()).clamp(max=60.0)
+    raw = torch.exp(log_ratio)
+    weights = raw.clamp(max=cap)
+    m = mask.to(weights.dtype)
+    n = m.sum().clamp(min=1)
+    metrics = {
+        "tis_weight_mean": float((weights * m).sum() / n),
+        "tis_clip_frac": float(((raw > cap).to(m.dtype) * m).sum() / n),
+    }
+    return weights * m, metrics
 
 
 LossFn = Callable[..., tuple[torch.Tensor, dict[str, float]]]

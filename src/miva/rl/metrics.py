@@ -3,6 +3,9 @@
 Names are namespaced (``train/``, ``rollout/``, ``perf/``, ``sft/``); the same names go to
 the JSONL file, MLflow and the curves. MLflow is only used when the caller (the registry's
 ``stage_run``) has an active run; this module never imports it by itself.
+
+With several training processes the metrics are already reduced over ranks when they get
+here; only rank 0's logger writes (``write=True``), the others keep the history in memory.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from typing import Any
 
 
 class MetricsLogger:
-    def __init__(self, path: str | Path | None, prefix: str = "") -> None:
+    def __init__(self, path: str | Path | None, prefix: str = "", write: bool = True) -> None:
         self.path = Path(path) if path else None
         self.prefix = prefix
+        self.write = write
         self.history: list[dict[str, Any]] = []
-        if self.path:
+        if self.path and self.write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def truncate_after(self, step: int) -> None:
@@ -28,7 +32,8 @@ class MetricsLogger:
             return
         rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
         rows = [r for r in rows if r["step"] <= step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        if self.write:
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         self.history = rows
 
     def log(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
@@ -38,6 +43,8 @@ class MetricsLogger:
         }
         row = {"step": step, **named}
         self.history.append(row)
+        if not self.write:
+            return named
         if self.path:
             with self.path.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")

@@ -16,9 +16,16 @@ from typing import Any
 
 import torch
 
-from miva.rl.losses import get_loss, token_entropy, token_logprobs
+from miva.rl.losses import (
+    get_loss,
+    logp_mismatch,
+    token_entropy,
+    token_logprobs,
+    truncated_is_weights,
+)
 
 ForwardFn = Callable[[Any, "PolicyBatch"], torch.Tensor]
+ROLLOUT_CORRECTIONS = ("off", "token-tis")
 
 
 @dataclass
@@ -29,6 +36,7 @@ class PolicyBatch:
     advantages: torch.Tensor  # [N] float
     old_logp: torch.Tensor | None = None  # [N, T-1]
     ref_logp: torch.Tensor | None = None  # [N, T-1]
+    rollout_logp: torch.Tensor | None = None  # [N, T-1]: the rollout engine's sampled log-probs
     trajectories: list[Any] = field(default_factory=list)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # pixel_values, image_grid_thw, ...
 
@@ -47,6 +55,7 @@ class PolicyBatch:
             advantages=self.advantages[start:end],
             old_logp=cut(self.old_logp),
             ref_logp=cut(self.ref_logp),
+            rollout_logp=cut(self.rollout_logp),
             trajectories=self.trajectories[start:end],
         )
 
@@ -62,6 +71,7 @@ class PolicyBatch:
             advantages=self.advantages.to(device),
             old_logp=mv(self.old_logp),
             ref_logp=mv(self.ref_logp),
+            rollout_logp=mv(self.rollout_logp),
             model_kwargs={k: v.to(device) for k, v in self.model_kwargs.items()},
         )
 
@@ -132,7 +142,14 @@ def forward_logprobs(
 
 @dataclass
 class LossSettings:
-    """What `micro_batch_loss` needs from the train config, plus batch-wide normalisers."""
+    """What `micro_batch_loss` needs from the train config, plus batch-wide normalisers.
+
+    ``num_seqs`` / ``num_tokens`` are the counts of the *global* batch (summed over every
+    micro-batch and, with several training processes, over every rank), so the micro-batch
+    losses of all ranks add up to the loss of one process on the union batch.
+    ``rollout_correction``: ``off`` or ``token-tis`` (truncated importance sampling with
+    weights capped at ``rollout_cap``; see `losses.truncated_is_weights`).
+    """
 
     loss: str = "clipped"
     agg: str = "token-mean"
@@ -144,6 +161,8 @@ class LossSettings:
     max_len: int | None = None
     num_seqs: float | None = None  # trajectories in the whole batch that take part
     num_tokens: float | None = None  # sampled tokens of those trajectories
+    rollout_correction: str = "off"
+    rollout_cap: float = 2.0
 
 
 def micro_batch_loss(
@@ -156,11 +175,30 @@ def micro_batch_loss(
 
     When ``batch.old_logp`` is None the update is on-policy (mu = 1): the old log-probs are
     the current ones, detached, so the ratio is 1 and only the advantage weights the gradient.
+
+    With ``batch.rollout_logp`` (what the rollout engine reported for the sampled tokens) the
+    metrics include the trainer-rollout mismatch of the old log-probs, and with
+    ``settings.rollout_correction == "token-tis"`` each token's policy-gradient term is
+    weighted by min(exp(logp_old - logp_rollout), C).
     """
+    if settings.rollout_correction not in ROLLOUT_CORRECTIONS:
+        raise ValueError(
+            f"unknown rollout correction {settings.rollout_correction!r}; "
+            f"known: {list(ROLLOUT_CORRECTIONS)}"
+        )
     logp, entropy = forward_logprobs(
         model, batch, logits_fn, settings.temperature, with_entropy=True
     )
     old = logp.detach() if batch.old_logp is None else batch.old_logp
+    extra: dict[str, float] = {}
+    is_weights = None
+    if batch.rollout_logp is not None:
+        extra.update(logp_mismatch(old, batch.rollout_logp, batch.loss_mask))
+        if settings.rollout_correction == "token-tis":
+            is_weights, tis = truncated_is_weights(
+                old, batch.rollout_logp, batch.loss_mask, settings.rollout_cap
+            )
+            extra.update(tis)
     value, metrics = get_loss(settings.loss)(
         logp,
         old,
@@ -175,7 +213,9 @@ def micro_batch_loss(
         num_tokens=settings.num_tokens,
         max_len=settings.max_len,
         kl_ratio_correction=settings.kl_ratio_correction,
+        is_weights=is_weights,
     )
+    metrics.update(extra)
     m = batch.loss_mask
     if entropy is not None:
         metrics["entropy"] = float((entropy * m).sum() / m.sum().clamp(min=1))

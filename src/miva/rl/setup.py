@@ -4,7 +4,9 @@
   (a clear `DataError` when there are none).
 - `load_policy`: a model folder / s3:// URI / preset -> (model, processor); a folder with
   missing files fails with the list of what is missing.
-- `check_batch`: batch sizes that do not fit together fail with what to change.
+- `check_batch`: batch sizes that do not fit together fail with what to change (with
+  several training processes: this rank's share of the batch).
+- `device_of`: the local rank's GPU (``cuda:LOCAL_RANK``) or the CPU.
 """
 
 from __future__ import annotations
@@ -68,19 +70,27 @@ def load_policy(name_or_path: str | Path, model_cfg: Any, device: str | None = N
     return model, processor
 
 
-def check_batch(train_cfg: Any) -> tuple[int, int]:
-    """(batch, micro-batches) of a GRPO step; inconsistent sizes fail early."""
-    batch = train_cfg.prompts_per_step * train_cfg.group_size
+def check_batch(train_cfg: Any, world_size: int = 1) -> tuple[int, int]:
+    """(trajectories, micro-batches) of this rank's share of a GRPO step; inconsistent sizes
+    fail early. The global batch is train.prompts_per_step prompts, split evenly over ranks."""
+    from miva.rl.distributed import World, split_evenly
+
+    prompts = split_evenly(
+        train_cfg.prompts_per_step, World(size=world_size), "train.prompts_per_step"
+    )
+    batch = prompts * train_cfg.group_size
     micro = min(train_cfg.micro_batch_size, batch)
     if batch % micro:
+        per_rank = f" per training process ({world_size} of them)" if world_size > 1 else ""
         raise ConfigError(
-            f"train.prompts_per_step * train.group_size = {batch} trajectories is not divisible by "
-            f"train.micro_batch_size = {micro}; pick a micro batch that divides it"
+            f"train.prompts_per_step * train.group_size = {batch} trajectories{per_rank} is not "
+            f"divisible by train.micro_batch_size = {micro}; pick a micro batch that divides it"
         )
     return batch, batch // micro
 
 
 def device_of(cfg: Any) -> str:
-    import torch
+    """The local rank's GPU under torchrun (``cuda:LOCAL_RANK``), ``cuda`` alone, or the CPU."""
+    from miva.rl.distributed import world_from_env
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return world_from_env().device()

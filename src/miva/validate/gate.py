@@ -163,8 +163,13 @@ def _validate(
     n = len(infos)
 
     unreadable = [s for s in shards if s.error]
-    lost_known = sum(s.lost_rows or 0 for s in unreadable)
-    lost_unknown = [s.name for s in unreadable if s.lost_rows is None]
+    lost_from_manifest = _lost_by_manifest(folder, shards)
+    lost_known = sum(s.lost_rows or 0 for s in unreadable) + sum(lost_from_manifest.values())
+    lost_unknown = [
+        s.name
+        for s in unreadable
+        if s.lost_rows is None and load.split_of_file(s.path) not in lost_from_manifest
+    ]
     results.append(
         _rule(
             "shards_readable",
@@ -173,7 +178,7 @@ def _validate(
             checked=len(shards),
             failing=[],
             details=[
-                f"{s.name}: {s.error}; rows lost: {s.lost_rows if s.lost_rows is not None else 'unknown'}"
+                f"{s.name}: {s.error}; rows lost: {_lost_text(s, lost_from_manifest)}"
                 for s in unreadable
             ],
             failed=len(unreadable),
@@ -236,6 +241,7 @@ def _validate(
         rows_read=n,
         rows_lost_on_disk=lost_known,
         rows_lost_unknown_shards=lost_unknown,
+        rows_lost_by_manifest=lost_from_manifest,
         rows_clean=len(clean_rows),
         rows_quarantined=len(quarantined),
         quarantine_by_rule=by_rule,
@@ -455,6 +461,40 @@ def _rule(
         examples=[labels[i] for i in failing[:MAX_EXAMPLES]] if labels else [],
         details=list(details or []),
     )
+
+
+def _lost_by_manifest(folder: Path, shards: list[load.Shard]) -> dict[str, int]:
+    """Rows lost in splits whose unreadable shards do not even tell their row count:
+    dataset.json's count for the split minus the rows the split's other shards hold
+    (split -> rows). Splits it cannot tell (no readable dataset.json) are left out."""
+    unknown = {load.split_of_file(s.path) for s in shards if s.error and s.lost_rows is None}
+    if not unknown:
+        return {}
+    try:
+        info = read_info(folder)
+    except DataError:
+        return {}
+    out = {}
+    for split in sorted(unknown):
+        if split not in info.counts:
+            continue
+        held = sum(
+            s.num_rows + (s.lost_rows or 0) for s in shards if load.split_of_file(s.path) == split
+        )
+        out[split] = max(sum(info.counts[split].values()) - held, 0)
+    return out
+
+
+def _lost_text(shard: load.Shard, lost_from_manifest: dict[str, int]) -> str:
+    if shard.lost_rows is not None:
+        return str(shard.lost_rows)
+    split = load.split_of_file(shard.path)
+    if split in lost_from_manifest:
+        return (
+            f"{lost_from_manifest[split]} (counted from dataset.json: the {split} rows "
+            "no readable shard holds)"
+        )
+    return "unknown (no parquet footer, and dataset.json cannot tell)"
 
 
 def _manifest_rule(folder: Path, shards: list[load.Shard], critical: set[str]) -> RuleResult:

@@ -45,8 +45,9 @@ class Report:
     output: str
     rules: list[RuleResult]
     rows_read: int
-    rows_lost_on_disk: int  # rows of unreadable shards (counted from parquet footers)
-    rows_lost_unknown_shards: list[str]  # shards whose row count could not be read either
+    # rows of unreadable shards: from their parquet footers, else from dataset.json's counts
+    rows_lost_on_disk: int
+    rows_lost_unknown_shards: list[str]  # unreadable shards whose rows nothing can count
     rows_clean: int
     rows_quarantined: int
     quarantine_by_rule: dict[str, int]
@@ -54,6 +55,8 @@ class Report:
     files: list[dict[str, Any]]
     clean_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
+    # split -> rows of rows_lost_on_disk counted from dataset.json (footer unreadable too)
+    rows_lost_by_manifest: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_total(self) -> int:
@@ -91,6 +94,7 @@ class Report:
             "rows": {
                 "read": self.rows_read,
                 "lost_on_disk": self.rows_lost_on_disk,
+                "lost_counted_from_manifest": self.rows_lost_by_manifest,
                 "lost_unknown_count_in": self.rows_lost_unknown_shards,
                 "total": self.rows_total,
                 "clean": self.rows_clean,
@@ -125,6 +129,8 @@ def summary(report: Report) -> str:
         + (f", {report.rows_lost_on_disk} unreadable on disk" if report.rows_lost_on_disk else "")
         + f" ({report.quarantine_fraction:.1%})"
     ]
+    for split, lost in report.rows_lost_by_manifest.items():
+        lines.append(f"  {lost} {split} rows lost in unreadable shards (counted from dataset.json)")
     for shard in report.rows_lost_unknown_shards:
         lines.append(f"  unreadable shard with unknown row count: {shard}")
     failed = [r for r in report.rules if not r.passed]

@@ -2,9 +2,25 @@
 # root. Versioned, SSE-KMS with a dedicated key, every kind of public access blocked, TLS
 # required, and lifecycle rules so that intermediate artifacts and old versions expire.
 
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
 resource "aws_kms_key" "this" {
   description         = "${var.bucket_name}: S3 artifact encryption"
   enable_key_rotation = true
+  # The default key policy, written out: the pipeline and MLflow roles get kms:Decrypt /
+  # GenerateDataKey on this key through their own IAM policies.
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AccountAdministersThroughIam"
+      Effect    = "Allow"
+      Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
+      Action    = "kms:*"
+      Resource  = "*"
+    }]
+  })
 }
 
 resource "aws_kms_alias" "this" {
@@ -71,12 +87,16 @@ resource "aws_s3_bucket_policy" "tls_only" {
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
   bucket = aws_s3_bucket.this.id
 
+  # MIVA uploads checkpoints and datasets in parts (boto3's multipart transfer); the
+  # parts of an upload that died are billed until aborted.
   rule {
     id     = "abort-incomplete-multipart-uploads"
     status = "Enabled"
-    filter {}
+    filter {
+      prefix = "" # every key
+    }
     abort_incomplete_multipart_upload {
-      days_after_initiation = 7
+      days_after_initiation = var.abort_incomplete_multipart_days
     }
   }
 
@@ -92,17 +112,16 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     }
   }
 
-  dynamic "rule" {
-    for_each = var.pipeline_root_expiration_days > 0 ? [1] : []
-    content {
-      id     = "expire-pipeline-root"
-      status = "Enabled"
-      filter {
-        prefix = "${var.pipeline_root_prefix}/"
-      }
-      expiration {
-        days = var.pipeline_root_expiration_days
-      }
+  # Always present (disabled when the days are 0), not a dynamic block: scanners cannot
+  # read the rules of a configuration whose rule list depends on a variable.
+  rule {
+    id     = "expire-pipeline-root"
+    status = var.pipeline_root_expiration_days > 0 ? "Enabled" : "Disabled"
+    filter {
+      prefix = "${var.pipeline_root_prefix}/"
+    }
+    expiration {
+      days = max(var.pipeline_root_expiration_days, 1)
     }
   }
 

@@ -31,5 +31,11 @@ output "security" {
     object_ownership    = one(aws_s3_bucket_ownership_controls.this.rule[*].object_ownership)
     bucket_policy       = aws_s3_bucket_policy.tls_only.policy
     lifecycle_rule_ids  = [for r in aws_s3_bucket_lifecycle_configuration.this.rule : r.id]
+    abort_incomplete_multipart = [for r in aws_s3_bucket_lifecycle_configuration.this.rule : {
+      status = r.status
+      days   = one(r.abort_incomplete_multipart_upload[*].days_after_initiation)
+      prefix = one(r.filter[*].prefix)
+    } if length(r.abort_incomplete_multipart_upload) > 0]
+    kms_key_policy = aws_kms_key.this.policy
   }
 }

@@ -22,3 +22,9 @@ variable "noncurrent_version_expiration_days" {
   description = "Expire noncurrent versions after this many days."
   type        = number
 }
+
+variable "abort_incomplete_multipart_days" {
+  description = "Abort multipart uploads that have not completed this many days after they started."
+  type        = number
+  default     = 7
+}

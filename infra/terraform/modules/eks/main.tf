@@ -1,11 +1,18 @@
 # EKS control plane with API-only authentication (access entries, no aws-auth ConfigMap),
-# envelope encryption of Secrets, the managed add-ons (incl. the Pod Identity agent), the
-# node IAM role shared by all node groups, and a CPU system node group.
+# envelope encryption of Secrets, every control-plane log type in an encrypted log group,
+# a private API endpoint (public only for listed CIDRs), the managed add-ons (incl. the
+# Pod Identity agent, and the VPC CNI with NetworkPolicy enforcement), the node IAM role
+# shared by all node groups, and a CPU system node group.
 
 data "aws_partition" "current" {}
 
+data "aws_caller_identity" "current" {}
+
 locals {
-  partition = data.aws_partition.current.partition
+  partition  = data.aws_partition.current.partition
+  account_id = data.aws_caller_identity.current.account_id
+  # Every control-plane log type EKS offers.
+  control_plane_log_types = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
   node_policies = [
     "AmazonEKSWorkerNodePolicy",
     "AmazonEKS_CNI_Policy",
@@ -15,6 +22,11 @@ locals {
   # Managed add-ons; versions are left to EKS (the default version for the cluster version).
   addons_before_nodes = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
   addons_after_nodes  = ["coredns"]
+  # Add-on settings. The VPC CNI enforces Kubernetes NetworkPolicies only when asked to;
+  # without this, the policies in infra/k8s would be accepted and silently ignored.
+  addon_configuration = {
+    "vpc-cni" = jsonencode({ enableNetworkPolicy = "true" })
+  }
 }
 
 # ------------------------------------------------------------------ control plane
@@ -39,6 +51,18 @@ resource "aws_iam_role_policy_attachment" "cluster" {
 resource "aws_kms_key" "secrets" {
   description         = "${var.cluster_name}: envelope encryption of Kubernetes Secrets"
   enable_key_rotation = true
+  # The default key policy, written out: IAM policies decide who uses the key (the
+  # cluster role's inline policy below); in a key policy "*" is this key.
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AccountAdministersThroughIam"
+      Effect    = "Allow"
+      Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
+      Action    = "kms:*"
+      Resource  = "*"
+    }]
+  })
 }
 
 resource "aws_kms_alias" "secrets" {
@@ -59,6 +83,14 @@ resource "aws_iam_role_policy" "cluster_kms" {
   })
 }
 
+# Created before the cluster so that EKS writes into a group with a retention and a key,
+# instead of creating an unencrypted one that keeps events forever.
+resource "aws_cloudwatch_log_group" "control_plane" {
+  name              = "/aws/eks/${var.cluster_name}/cluster"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+}
+
 resource "aws_eks_cluster" "this" {
   name     = var.cluster_name
   version  = var.kubernetes_version
@@ -73,7 +105,12 @@ resource "aws_eks_cluster" "this" {
     subnet_ids              = var.subnet_ids
     endpoint_private_access = true
     endpoint_public_access  = var.endpoint_public_access
-    public_access_cidrs     = var.endpoint_public_access ? var.endpoint_public_cidrs : null
+    # AWS turns an empty list into 0.0.0.0/0; the root variable's validation forbids that.
+    public_access_cidrs = var.endpoint_public_access ? var.endpoint_public_cidrs : null
+  }
+
+  kubernetes_network_config {
+    service_ipv4_cidr = var.service_cidr
   }
 
   encryption_config {
@@ -83,11 +120,12 @@ resource "aws_eks_cluster" "this" {
     }
   }
 
-  enabled_cluster_log_types = ["api", "audit", "authenticator"]
+  enabled_cluster_log_types = local.control_plane_log_types
 
   depends_on = [
     aws_iam_role_policy_attachment.cluster,
     aws_iam_role_policy.cluster_kms,
+    aws_cloudwatch_log_group.control_plane,
   ]
 }
 
@@ -114,6 +152,7 @@ resource "aws_eks_addon" "before_nodes" {
   for_each                    = toset(local.addons_before_nodes)
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.value
+  configuration_values        = lookup(local.addon_configuration, each.value, null)
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "PRESERVE"
 }
@@ -151,10 +190,15 @@ resource "aws_launch_template" "system" {
     }
   }
 
+  # IMDSv2 only, and a hop limit of 1: the node itself (kubelet, the VPC CNI and the Pod
+  # Identity agent, which run in the host network) reaches the instance metadata, a pod
+  # behind its own network namespace does not, so no pod can take the node role's
+  # credentials. Pods get AWS credentials from the Pod Identity agent instead.
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
-    http_put_response_hop_limit = 2
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
   }
 }
 

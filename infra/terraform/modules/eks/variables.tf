@@ -14,13 +14,28 @@ variable "subnet_ids" {
 }
 
 variable "endpoint_public_access" {
-  description = "Expose the API endpoint publicly."
+  description = "Expose the API endpoint publicly (the private endpoint is always on)."
   type        = bool
 }
 
 variable "endpoint_public_cidrs" {
-  description = "CIDRs allowed to reach the public API endpoint."
+  description = "CIDRs allowed to reach the public API endpoint (validated at the root: never empty when public, never /0)."
   type        = list(string)
+}
+
+variable "service_cidr" {
+  description = "Kubernetes Service CIDR; its first address is the in-cluster API server (default/kubernetes)."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Days the control-plane log group keeps its events."
+  type        = number
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key that encrypts the control-plane log group."
+  type        = string
 }
 
 variable "admin_principal_arns" {

@@ -31,10 +31,13 @@ resource "aws_launch_template" "this" {
     }
   }
 
+  # IMDSv2 only, hop limit 1: pods (the GPU stages run model-written tool code) cannot
+  # reach the node role's credentials; see modules/eks for why Pod Identity still works.
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
-    http_put_response_hop_limit = 2
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
   }
 
   tag_specifications {

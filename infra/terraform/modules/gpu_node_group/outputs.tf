@@ -41,3 +41,12 @@ output "root_volume" {
     encrypted = aws_launch_template.this.block_device_mappings[0].ebs[0].encrypted
   }
 }
+
+output "metadata_options" {
+  description = "Instance metadata settings of the launch template (IMDSv2, hop limit)."
+  value = {
+    http_tokens                 = aws_launch_template.this.metadata_options[0].http_tokens
+    http_put_response_hop_limit = aws_launch_template.this.metadata_options[0].http_put_response_hop_limit
+    http_endpoint               = aws_launch_template.this.metadata_options[0].http_endpoint
+  }
+}

@@ -29,5 +29,17 @@ variable "settings" {
     backup_retention_days = number
     deletion_protection   = bool
     skip_final_snapshot   = bool
+    performance_insights  = bool
+    monitoring_interval   = number
   })
+}
+
+variable "log_retention_days" {
+  description = "Days the exported database log groups keep their events."
+  type        = number
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key that encrypts the exported database log groups."
+  type        = string
 }

@@ -1,5 +1,7 @@
 # VPC with one public subnet (NAT gateways, public load balancers) and one private subnet
 # (nodes, RDS) per availability zone. Private subnets reach the internet only through NAT.
+# Every flow is logged (VPC flow logs to an encrypted CloudWatch group) and the VPC's
+# default security group allows nothing, so a resource launched without a group is cut off.
 
 locals {
   zone_count = length(var.availability_zones)
@@ -108,4 +110,61 @@ resource "aws_vpc_endpoint" "s3" {
   vpc_endpoint_type = "Gateway"
   route_table_ids   = aws_route_table.private[*].id
   tags              = { Name = "${var.name}-s3" }
+}
+
+# ------------------------------------------------------------------ default security group
+
+# Taking the default group under management with no rule blocks removes AWS's
+# allow-all-within-the-group and allow-all-egress rules. Nothing in this stack uses it.
+resource "aws_default_security_group" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = { Name = "${var.name}-default-deny" }
+}
+
+# ------------------------------------------------------------------ flow logs
+
+data "aws_caller_identity" "current" {}
+
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  name              = "/aws/vpc/${var.name}/flow-logs"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+}
+
+resource "aws_iam_role" "flow_logs" {
+  name = "${var.name}-vpc-flow-logs"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "vpc-flow-logs.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id } }
+    }]
+  })
+}
+
+# The delivery role writes into its one log group and nowhere else.
+resource "aws_iam_role_policy" "flow_logs" {
+  name = "write-flow-logs"
+  role = aws_iam_role.flow_logs.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "WriteOwnLogGroup"
+      Effect   = "Allow"
+      Action   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+      Resource = [aws_cloudwatch_log_group.flow_logs.arn, "${aws_cloudwatch_log_group.flow_logs.arn}:*"]
+    }]
+  })
+}
+
+resource "aws_flow_log" "this" {
+  vpc_id                   = aws_vpc.this.id
+  traffic_type             = "ALL"
+  log_destination_type     = "cloud-watch-logs"
+  log_destination          = aws_cloudwatch_log_group.flow_logs.arn
+  iam_role_arn             = aws_iam_role.flow_logs.arn
+  max_aggregation_interval = 60
+  tags                     = { Name = "${var.name}-flow-logs" }
 }

@@ -27,3 +27,13 @@ variable "region" {
   description = "AWS region (names the S3 gateway endpoint service)."
   type        = string
 }
+
+variable "log_retention_days" {
+  description = "Days the VPC flow log group keeps its events."
+  type        = number
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key that encrypts the flow log group."
+  type        = string
+}

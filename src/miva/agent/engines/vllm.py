@@ -1,21 +1,30 @@
 """The `vllm` engine: the same interface as `hf`, served by vLLM on a GPU.
 
-UNTESTED HERE: written for GPUs (no GPU and no vllm on the development box); exercised by
-`tests/agent/test_vllm_engine.py` (marked `gpu`) where one is available.
+Not run on the development box (no GPU, and vLLM cannot be installed there): MIVA's side of
+this engine (prompts, images, sampling parameters, results, weight loading, cache resets)
+is tested there against a stand-in for the `vllm` module (`tests/agent/test_vllm_logic.py`);
+`tests/agent/test_vllm_engine.py` (marked `gpu`) runs the real thing where one is available.
 
 - Lazy import: `vllm` is imported when the engine is built, never at module import.
 - Multi-image inputs: each request is a `TokensPrompt` with `multi_modal_data={"image":
-  [PIL, ...]}` (all images of the trajectory so far, in order). vLLM expands image
-  placeholders with its own processor, so each run of `<|image_pad|>` tokens is
-  collapsed to one before sending; vLLM is given the same min/max pixels so its
-  expansion equals ours (parity stays checked on our side).
+  [PIL, ...]}` (all images of the trajectory so far, in order). vLLM's Qwen2-VL input
+  parser takes PIL images or precomputed embeddings, not pixel values, so the engine sends
+  the images the trainer's pixel values were made from: `trainer_images` recovers each
+  resized 8-bit image exactly from the trainer's pixel values, so vLLM's resize is a no-op
+  (the size already fits its min/max pixels and patch grid) and its rescale + normalise
+  gives the trainer's pixels (a test checks the round trip through the image processor).
+  Each run of `<|image_pad|>` tokens is collapsed to one before sending; vLLM expands it
+  again from the image grid, which is the trainer's grid.
 - Sampling: temperature, top-p, stop strings `</tool_call>` / `</answer>` (kept in the
-  output), vision tokens pushed down with a logit bias, per-request seeds; `logprobs=0`
-  returns the log-prob of each sampled token (vLLM's raw log-probs: equal to our
-  log_softmax(logits / T) convention at temperature 1).
+  output), vision tokens pushed down with a logit bias, per-request seeds. Log-probs are
+  vLLM's ``processed_logprobs``: those of the distribution that actually sampled (after
+  temperature, the logit bias and top-p), which is what importance sampling needs as the
+  behaviour policy; `train/logp_mismatch_*` shows how far they are from the trainer's.
 - New weights each step: `load_weights(state_dict)` pushes the trainer's tensors into the
-  running model (`model.load_weights` on every worker through `collective_rpc`) and
-  resets the prefix cache, so the next rollout samples from the new policy.
+  running model (`model.load_weights` on every worker through `collective_rpc`), then
+  resets the prefix cache (KV blocks computed with the old weights) and the multimodal
+  cache (vision-encoder outputs computed with the old weights), so the next rollout
+  samples from the new policy.
 """
 
 from __future__ import annotations
@@ -74,6 +83,7 @@ class VLLMEngine:
             mm_processor_kwargs=mm_kwargs or None,
             tensor_parallel_size=tensor_parallel_size,
             enable_prefix_caching=True,
+            logprobs_mode="processed_logprobs",
         )
         self._tok = tok
 
@@ -92,8 +102,11 @@ class VLLMEngine:
         prompts, params = [], []
         for i, r in enumerate(requests):
             prompt = TokensPrompt(prompt_token_ids=self.collapse_placeholders(r.token_ids))
-            if r.images:
-                prompt["multi_modal_data"] = {"image": list(r.images)}
+            if r.pixel_values is not None and len(r.image_grid_thw):
+                images = trainer_images(
+                    r.pixel_values, r.image_grid_thw, self.processor.image_processor
+                )
+                prompt["multi_modal_data"] = {"image": images}
             prompts.append(prompt)
             params.append(
                 SamplingParams(
@@ -107,7 +120,7 @@ class VLLMEngine:
                     include_stop_str_in_output=True,
                     logprobs=0,
                     logit_bias=self.bias,
-                    seed=seed * 1_000_003 + i,
+                    seed=(seed * 1_000_003 + i) % 2**63,
                     skip_special_tokens=False,
                     detokenize=True,
                 )
@@ -135,4 +148,47 @@ class VLLMEngine:
             worker.model_runner.model.load_weights(weights=items)
 
         self.llm.collective_rpc(_load)
+        # cached KV blocks and vision-encoder outputs were computed with the old weights
         self.llm.reset_prefix_cache()
+        self.llm.reset_mm_cache()
+
+
+def trainer_images(pixel_values: Any, grid_thw: Any, image_processor: Any) -> list[Any]:
+    """The resized 8-bit RGB images that the trainer's pixel values were computed from.
+
+    The Qwen2-VL image processor resizes each image (to a multiple of patch * merge size),
+    rescales by 1/255, normalises by mean/std, repeats it `temporal_patch_size` times and
+    cuts it into patches grouped by merge window. This undoes those steps for each image of
+    ``pixel_values`` ``[patches, C * T * P * P]`` (grids ``[n_images, 3]``), rounding to the
+    8-bit values the processor started from, so processing the result again reproduces
+    ``pixel_values`` and vLLM sees what the trainer saw.
+    """
+    import numpy as np
+    from PIL import Image
+
+    ps = int(image_processor.patch_size)
+    ms = int(image_processor.merge_size)
+    tps = int(image_processor.temporal_patch_size)
+    mean = np.asarray(image_processor.image_mean, dtype=np.float64)[:, None, None]
+    std = np.asarray(image_processor.image_std, dtype=np.float64)[:, None, None]
+    scale = float(image_processor.rescale_factor)
+    values = pixel_values.detach().cpu().double().numpy()
+    channels = values.shape[1] // (tps * ps * ps)
+    grids = [tuple(int(v) for v in g) for g in grid_thw]
+    expected = sum(t * h * w for t, h, w in grids)
+    if expected != len(values):
+        raise ValueError(
+            f"pixel values hold {len(values)} patches but the image grids account for {expected}"
+        )
+    out, offset = [], 0
+    for t, h, w in grids:
+        patches = values[offset : offset + t * h * w]
+        offset += t * h * w
+        # the processor's layout: (t, h/ms, w/ms, ms, ms, C, tps, ps, ps) per patch row
+        x = patches.reshape(t, h // ms, w // ms, ms, ms, channels, tps, ps, ps)
+        x = x.transpose(0, 6, 5, 1, 3, 7, 2, 4, 8)  # -> (t, tps, C, h/ms, ms, ps, w/ms, ms, ps)
+        frame = x.reshape(t * tps, channels, h * ps, w * ps)[0]
+        pixels = (frame * std + mean) / scale
+        arr = np.clip(np.rint(pixels), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        out.append(Image.fromarray(arr, "RGB"))
+    return out

@@ -35,10 +35,10 @@ def build_tools(agent_cfg) -> dict[str, Tool]:
 
             tools[name] = View()
         elif name == "python":
+            from miva.agent.sandbox import make_sandbox
             from miva.agent.tools.python import Python
-            from miva.agent.tools.python_sandbox import SandboxLimits
 
-            tools[name] = Python(SandboxLimits.from_config(agent_cfg.sandbox))
+            tools[name] = Python(make_sandbox(agent_cfg.python))
         elif name == "search":
             from miva.agent.tools.search import BM25, HTTPBackend, Search, load_corpus
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from miva.agent.sandbox import OUTPUT_IMAGE, Sandbox
 from miva.agent.tools.base import Tool, ToolContext, ToolResult
-from miva.agent.tools.python_sandbox import OUTPUT_IMAGE, SandboxLimits, run_python
 
 
 class Python(Tool):
@@ -24,11 +24,21 @@ class Python(Tool):
         "additionalProperties": False,
     }
 
-    def __init__(self, limits: SandboxLimits | None = None):
-        self.limits = limits or SandboxLimits()
+    def __init__(self, sandbox: Sandbox | None = None):
+        self._sandbox = sandbox
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The given sandbox, or (first use) the one of the default `agent.python` config."""
+        if self._sandbox is None:
+            from miva.agent.sandbox import make_sandbox
+            from miva.config import PythonToolConfig
+
+            self._sandbox = make_sandbox(PythonToolConfig())
+        return self._sandbox
 
     def run(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:
-        res = run_python(arguments["code"], ctx.images, self.limits)
+        res = self.sandbox.run(arguments["code"], ctx.images)
         out = res.stdout.strip()
         if not res.ok:
             return ToolResult(False, f"error: {res.error}" + (f"\nstdout: {out}" if out else ""))

@@ -4,7 +4,11 @@ items each, fine-grained single-instance (FSP) and cross-instance (FCP) percepti
 Native layout (the release `DreamMr/HR-Bench`): `hr_bench_4k.tsv` and/or `hr_bench_8k.tsv`,
 tab-separated with columns `index`, `question`, `answer` (letter), `category`, `A`..`D`,
 `cycle_category`, `image` (base64). Each file is scored as its own task (`hr_bench_4k`,
-...). Metric: accuracy within each cycle (`cycle_category`), averaged over cycles.
+...). Metric: accuracy within each cycle (`cycle_category`), averaged over cycles, as the
+official evaluation (VLMEvalKit's HR-Bench scorer) does, per file and, as the paper
+reports them, per `category` (`single`: fine-grained single-instance perception, FSP;
+`cross`: cross-instance, FCP) of each file: `hr_bench_4k_single/accuracy` and
+`hr_bench_4k_cross/accuracy` beside `hr_bench_4k/accuracy`.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ class HrBench(ChoiceBenchmark):
             )
             for category in sorted({samples[i].meta["category"] for i in idx}):
                 cidx = [i for i in idx if samples[i].meta["category"] == category]
-                out[f"{task}/{category}/accuracy"] = cycle_accuracy(
+                out[f"{task}_{category}/accuracy"] = cycle_accuracy(
                     [samples[i].meta["cycle"] for i in cidx], [items[i].score for i in cidx]
                 )
         out["overall/accuracy"] = mean(out[f"{t}/accuracy"] for t in tasks)

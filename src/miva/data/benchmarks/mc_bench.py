@@ -2,18 +2,34 @@
 prompt (referring, comparison or reasoning style) names zero or more target instances
 across the two images. Negative prompts name none.
 
-Native layout: one COCO-like JSON (`*.json` in the folder) with `images` {id, file_name,
-height, width, inter_img_id, text_id}, `annotations` {image_id, text_id, category_id,
-bbox [x, y, w, h] pixels}, `descriptions` {id, images_id [2], text, positive_sample,
-text_style}; images at `<folder>/<file_name>` or `<folder>/images/<file_name>`.
+Release layout (the authors' download, XuYunqiu/MC-Bench):
+
+    MC-Bench/MC-Bench_coco_format.json   COCO: images {id, file_name, pair_id, id_in_pair,
+                                         pair_image_id, height, width, description},
+                                         annotations {image_id, pair_id, category_id (the
+                                         target group), bbox [x, y, w, h] pixels}, categories
+    MC-Bench/mc-bench_v0.2_val.json      the same items as images {id, file_name,
+                                         inter_img_id, text_id}, annotations {image_id,
+                                         text_id, bbox}, descriptions {id, images_id [2],
+                                         text, positive_sample, text_style}
+    MC-Bench/MC-Bench_images/<file_name> (or mc-bench_images/, images/)
+
+The official evaluation (`eval_mc_bench.py` in github.com/XuYunqiu/MC-Bench, checked
+2026-11-27) reads `MC-Bench_coco_format.json` as its ground truth (`--gt_json_path`,
+default `./MC-Bench_coco_format.json`), so that file is the source of items and boxes when
+present; `mc-bench_v0.2_val.json` beside it only contributes each item's `text_style` (the
+per-style metrics), matched by the pair's two file names and the text. A folder with only
+the v0.2 file (or one COCO-like JSON with `descriptions`) is read as before.
 
 A sample is one description over its two images; its answer is text listing every target
-as `image k: [x1, y1, x2, y2]` joined by "; " (or `none`), the structured targets sit in
-`meta["targets"]`. Predictions are written the same way.
+as `image k: [x1, y1, x2, y2]` joined by "; " (or `none`), the structured targets (with their
+group) sit in `meta["targets"]`. Predictions are written the same way.
 
 Metrics: instance-level AP50 (COCO 101-point AP at IoU 0.5 over all predicted boxes; the
 agent gives no confidences, so every box has confidence 1 and keeps its answer order) and
-image-level accuracy (for both images, "has a target" predicted right).
+image-level accuracy (for both images, "has a target" predicted right). The official AP50
+is a mean over target groups weighted by their box counts, with predicted groups matched
+to the reference groups; predictions here carry no groups, so AP50 pools all boxes.
 """
 
 from __future__ import annotations
@@ -71,23 +87,120 @@ def parse_targets(text: str | None) -> tuple[list[tuple[int, tuple[float, ...]]]
     return out, bool(out)
 
 
+COCO_FILE = "MC-Bench_coco_format.json"  # what the official evaluation reads
+DESCRIPTIONS_FILE = "mc-bench_v0.2_val.json"
+IMAGE_FOLDERS = ("MC-Bench_images", "mc-bench_images", "images")
+
+
+def _read_release_image(folder: Path, name: str) -> bytes:
+    for sub in IMAGE_FOLDERS:
+        if (folder / sub / name).is_file():
+            return read_image_file(folder / sub, name)
+    return read_image_file(folder, name)
+
+
+def _styles_from_descriptions(path: Path) -> dict[tuple[str, str, str], str]:
+    """(file name 1, file name 2, text) -> text_style, from the v0.2 file when it is there."""
+    if not path.is_file():
+        return {}
+    data = load_json(path)
+    if not isinstance(data, dict):
+        return {}
+    names = {
+        im.get("id"): str(im.get("file_name"))
+        for im in data.get("images", [])
+        if isinstance(im, dict)
+    }
+    out: dict[tuple[str, str, str], str] = {}
+    for desc in data.get("descriptions", []):
+        if not isinstance(desc, dict) or not desc.get("text_style"):
+            continue
+        ids = desc.get("images_id") or []
+        if len(ids) == 2 and all(i in names for i in ids):
+            out[(names[ids[0]], names[ids[1]], str(desc.get("text")))] = str(desc["text_style"])
+    return out
+
+
 class McBench(Benchmark):
     name = "mc-bench"
     title = "MC-Bench: multi-context grounding on image pairs, instance AP50 and image accuracy"
     expects = (
-        "<folder>/<one>.json, COCO-like: images{id,file_name,height,width,inter_img_id,text_id}, "
-        "annotations{image_id,text_id,category_id,bbox [x,y,w,h]}, descriptions{id,images_id[2],"
-        "text,positive_sample,text_style}; images at <folder>/[images/]<file_name>"
+        "<folder>/MC-Bench_coco_format.json (read by the official evaluation; "
+        "mc-bench_v0.2_val.json beside it adds text styles) and the images in "
+        "<folder>/MC-Bench_images/<file_name>; or one COCO-like JSON with images, "
+        "annotations and descriptions{id,images_id[2],text,positive_sample,text_style}"
     )
     metric = "ap50"
 
     def convert(self, folder: Path, limit: int | None = None) -> Converted:
+        coco = folder / COCO_FILE
+        if coco.is_file():
+            return self._convert_coco(coco, folder, limit)
         files = sorted(folder.glob("*.json")) if folder.is_dir() else []
         if len(files) != 1:
             raise DataError(
-                f"{folder}: expected exactly one MC-Bench annotation *.json, found {[p.name for p in files]}"
+                f"{folder}: expected {COCO_FILE} (what the official evaluation reads) or exactly "
+                f"one MC-Bench annotation *.json, found {[p.name for p in files]}"
             )
-        path = files[0]
+        return self._convert_descriptions(files[0], folder, limit)
+
+    # ------------------------------------------------------------------ the official file
+    def _convert_coco(self, path: Path, folder: Path, limit: int | None) -> Converted:
+        data = load_json(path)
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(k), list) for k in ("images", "annotations")
+        ):
+            raise DataError(
+                f"{path}: expected a COCO JSON object with lists 'images' and 'annotations'"
+            )
+        pairs: dict[Any, list[dict]] = defaultdict(list)
+        for im in data["images"]:
+            if isinstance(im, dict):
+                pairs[im.get("pair_id")].append(im)
+        boxes: dict[Any, list[dict]] = defaultdict(list)
+        for ann in data["annotations"]:
+            if isinstance(ann, dict):
+                boxes[ann.get("image_id")].append(ann)
+        styles = _styles_from_descriptions(folder / DESCRIPTIONS_FILE)
+        return convert_items(
+            ((pair_id, members) for pair_id, members in pairs.items()),
+            lambda pair_id, members: self._coco_sample(pair_id, members, boxes, styles, folder),
+            lambda pair_id, _: f"{COCO_FILE} pair {pair_id}",
+            limit,
+        )
+
+    def _coco_sample(
+        self, pair_id: Any, members: list[dict], boxes: dict, styles: dict, folder: Path
+    ) -> Sample:
+        if pair_id is None:
+            raise KeyError("image without pair_id")
+        if len(members) != 2:
+            raise ValueError(f"pair {pair_id} has {len(members)} images, not two")
+        members = sorted(members, key=lambda im: im.get("id_in_pair", 0))
+        for im in members:
+            require(im, ["id", "file_name", "description"], "image")
+        texts = {str(im["description"]) for im in members}
+        if len(texts) != 1:
+            raise ValueError(f"the two images of pair {pair_id} carry different descriptions")
+        text = texts.pop()
+        blobs, targets = [], []
+        for k, im in enumerate(members, start=1):
+            blobs.append(_read_release_image(folder, str(im["file_name"])))
+            for ann in boxes.get(im["id"], []):
+                targets.append(
+                    {
+                        "image": k,
+                        "bbox": xywh_to_xyxy(ann.get("bbox")),
+                        "group": ann.get("category_id"),
+                    }
+                )
+        names = tuple(str(im["file_name"]) for im in members)
+        return self._sample(
+            str(pair_id), text, blobs, targets, bool(targets), styles.get((*names, text))
+        )
+
+    # ------------------------------------------------------------------ descriptions file
+    def _convert_descriptions(self, path: Path, folder: Path, limit: int | None) -> Converted:
         data = load_json(path)
         if not isinstance(data, dict) or not all(
             isinstance(data.get(k), list) for k in ("images", "annotations", "descriptions")
@@ -99,15 +212,15 @@ class McBench(Benchmark):
         boxes: dict[tuple[Any, Any], list[Any]] = defaultdict(list)
         for ann in data["annotations"]:
             if isinstance(ann, dict):
-                boxes[(ann.get("image_id"), ann.get("text_id"))].append(ann.get("bbox"))
+                boxes[(ann.get("image_id"), ann.get("text_id"))].append(ann)
         return convert_items(
             enumerate(data["descriptions"]),
-            lambda _, desc: self._sample(desc, images, boxes, folder),
+            lambda _, desc: self._description_sample(desc, images, boxes, folder),
             lambda i, desc: f"descriptions[{i}]" + with_id(desc),
             limit,
         )
 
-    def _sample(self, desc: Any, images: dict, boxes: dict, folder: Path) -> Sample:
+    def _description_sample(self, desc: Any, images: dict, boxes: dict, folder: Path) -> Sample:
         require(desc, ["id", "images_id", "text"], "description")
         ids = list(desc["images_id"])
         if len(ids) != 2:
@@ -116,25 +229,47 @@ class McBench(Benchmark):
         for k, image_id in enumerate(ids, start=1):
             if image_id not in images:
                 raise KeyError(f"image id {image_id} is not in 'images'")
-            name = str(images[image_id]["file_name"])
-            try:
-                blobs.append(read_image_file(folder, name))
-            except FileNotFoundError:
-                blobs.append(read_image_file(folder / "images", name))
-            for raw in boxes.get((image_id, desc["id"]), []):
-                targets.append({"image": k, "bbox": xywh_to_xyxy(raw)})
+            blobs.append(_read_release_image(folder, str(images[image_id]["file_name"])))
+            for ann in boxes.get((image_id, desc["id"]), []):
+                targets.append(
+                    {
+                        "image": k,
+                        "bbox": xywh_to_xyxy(ann.get("bbox")),
+                        "group": ann.get("category_id"),
+                    }
+                )
         positive = bool(desc.get("positive_sample", True))
         if positive and not targets:
             raise ValueError("positive description without any annotated box")
         if not positive and targets:
             raise ValueError("negative description (positive_sample false) with annotated boxes")
-        answer = "; ".join(format_answer("image_bbox", t) for t in targets) if targets else "none"
+        return self._sample(
+            str(desc["id"]), str(desc["text"]), blobs, targets, positive, desc.get("text_style")
+        )
+
+    def _sample(
+        self,
+        native_id: str,
+        text: str,
+        blobs: list[bytes],
+        targets: list[dict],
+        positive: bool,
+        style: Any,
+    ) -> Sample:
+        answer = (
+            "; ".join(
+                format_answer("image_bbox", {"image": t["image"], "bbox": t["bbox"]})
+                for t in targets
+            )
+            if targets
+            else "none"
+        )
         return self.test_sample(
-            str(desc["id"]),
+            native_id,
             {"targets": targets, "positive": positive},
-            task=str(desc.get("text_style") or "mc-bench"),
+            task=str(style or "mc-bench"),
             images=blobs,
-            question=f"{desc['text']}\n{INSTRUCTION}",
+            question=f"{text}\n{INSTRUCTION}",
             answer_type="text",
             answer=answer,
             evidence=[Evidence(t["image"], tuple(t["bbox"])) for t in targets],  # type: ignore[arg-type]

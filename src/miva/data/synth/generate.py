@@ -360,9 +360,14 @@ def generator_info(cfg: DataConfig, result: SynthResult) -> dict[str, Any]:
 
 
 def run_synth(cfg: DataConfig, out: str | Path | None = None, progress: bool = True):
-    """Synthesize (from scenes or from COCO) and write the dataset folder; returns its info."""
+    """Synthesize (from scenes or from COCO) and write the dataset folder; returns its info.
+
+    The destination is checked first (`storage.check_writable`): a wrong bucket or missing
+    credentials fail in seconds, not after the whole dataset was generated."""
+    from miva import storage
     from miva.data.io import write_dataset
 
+    storage.check_writable(out or cfg.output)
     if cfg.coco_path:
         from miva.data.coco import synthesize_coco
 

@@ -2,21 +2,26 @@
 
 Launch on GPUs with ``torchrun --nproc-per-node N [--nnodes M ...] -m miva.cli train
 --set train.engine=deepspeed``; every rank runs the same loop on its share of prompts. On
-a CPU (tests) it runs as one process with the gloo backend and fp32.
+a CPU (tests) it runs with the gloo backend and fp32, one process or several.
 
-The loss each micro-batch hands in is already normalised for the whole batch, so it is
-not divided again by the accumulation steps (``scale_wrt_gas=False``); the optimizer steps
-once per batch at the accumulation boundary.
+The loss each micro-batch hands in is already normalised for the global batch (all
+micro-batches of all ranks), so it is not divided again by the accumulation steps
+(``scale_wrt_gas=False``), and it is multiplied by the world size because DeepSpeed
+averages gradients over the data-parallel ranks; the optimizer steps once per batch at the
+accumulation boundary. ZeRO-2 shards optimizer state and gradients; ZeRO-3 also shards
+the parameters, which `gathered()` assembles on every rank for rollouts and saving.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
 import torch
 
-from miva.rl.engines.torch_engine import warmup_lambda
+from miva.rl.distributed import World
+from miva.rl.engines.torch_engine import enable_gradient_checkpointing, warmup_lambda
 
 
 def zero_config(
@@ -80,15 +85,17 @@ class DeepSpeedEngine:
         zero_stage: int = 2,
         gradient_checkpointing: bool = False,
         bf16: bool | None = None,
+        world: World | None = None,
         **_: Any,
     ) -> None:
         import deepspeed
 
         _init_distributed()
+        self.world = world or World()
         on_gpu = torch.cuda.is_available()
         bf16 = on_gpu if bf16 is None else bf16
-        if gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
-            model.gradient_checkpointing_enable()
+        if gradient_checkpointing:
+            enable_gradient_checkpointing(model)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -110,8 +117,12 @@ class DeepSpeedEngine:
     def model(self) -> Any:
         return self.engine
 
+    def micro_step(self, last: bool) -> contextlib.AbstractContextManager:
+        """DeepSpeed decides itself when to reduce gradients (at the accumulation boundary)."""
+        return contextlib.nullcontext()
+
     def backward(self, loss: torch.Tensor) -> None:
-        self.engine.backward(loss, scale_wrt_gas=False)
+        self.engine.backward(loss * self.world.size, scale_wrt_gas=False)
         self._pending += 1
         if self._pending < self.micro_batches:
             self.engine.step()  # not a boundary: DeepSpeed only advances its counters
@@ -131,14 +142,24 @@ class DeepSpeedEngine:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def gathered(self) -> contextlib.AbstractContextManager:
+        """Inside: every parameter whole on every rank (ZeRO-3 gathers its partitions, read
+        only; a collective, so every rank must enter). ZeRO-2 parameters are whole already."""
+        if self.config["zero_optimization"]["stage"] != 3:
+            return contextlib.nullcontext()
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(list(self.module.parameters()), modifier_rank=None)
+
     def full_state_dict(self) -> dict[str, Any]:
-        """HF-named weights of the whole model; ZeRO-3 gathers its partitions first."""
-        if self.config["zero_optimization"]["stage"] == 3:
-            return self.engine._zero3_consolidated_16bit_state_dict()
-        return self.engine.module.state_dict()
+        """HF-named weights of the whole model, on every rank (ZeRO-3: gathered, copied to CPU)."""
+        with self.gathered():
+            return {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
 
     def save(self, folder: str) -> None:
+        """Collective: every rank writes its optimizer (and ZeRO-3 parameter) shard."""
         self.engine.save_checkpoint(folder, tag="engine")
 
     def load(self, folder: str) -> None:
+        """Collective: every rank reads back its own shard."""
         self.engine.load_checkpoint(folder, tag="engine")

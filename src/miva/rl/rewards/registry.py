@@ -5,7 +5,8 @@ Every function has the signature ``(trajectories, samples, cfg) -> list[float]``
 (`miva.config.RewardConfig`). All components are computed and logged for every trajectory;
 the total is ``sum(weights[name] * component[name])``. The penalties (``length``, ``turns``)
 join the total with weight 1 when they are switched on in the config and not weighted
-explicitly.
+explicitly. ``judge`` (an LLM judge for text answers, `judge.py`) costs requests, so it is
+computed only when ``weights`` names it; `RewardSettings.of` then builds its client.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from miva.rl.rewards._common import accuracy_of
 from miva.rl.rewards.format import format_reward
 from miva.rl.rewards.grounding import grounding_image_reward, grounding_object_reward
+from miva.rl.rewards.judge import judge_reward
 from miva.rl.rewards.penalties import length_penalty, turn_penalty
 from miva.rl.rewards.tool_use import tool_gain_reward
 
@@ -35,11 +37,21 @@ class RewardSettings:
     length_penalty_tokens: int | None = None
     turn_penalty: float = 0.0
     convert_answer: Callable[[Any, Any, str], str | None] | None = None
+    judge: Any = None  # miva.rl.judge.Judge when `weights` names "judge"
 
     @classmethod
     def of(cls, reward_cfg: Any, convert_answer: Any = None) -> RewardSettings:
-        names = [f for f in cls.__dataclass_fields__ if f != "convert_answer"]
-        return cls(**{n: getattr(reward_cfg, n) for n in names}, convert_answer=convert_answer)
+        names = [f for f in cls.__dataclass_fields__ if f not in ("convert_answer", "judge")]
+        judge = None
+        if "judge" in reward_cfg.weights:
+            from miva.rl.judge import Judge
+
+            judge = Judge(reward_cfg.judge)
+        return cls(
+            **{n: getattr(reward_cfg, n) for n in names},
+            convert_answer=convert_answer,
+            judge=judge,
+        )
 
 
 def accuracy_reward(trajectories: Sequence[Any], samples: Sequence[Any], cfg: Any) -> list[float]:
@@ -64,7 +76,10 @@ REWARDS: dict[str, RewardFn] = {
     "grounding_object": grounding_object_reward,
     "length": length_penalty,
     "turns": turn_penalty,
+    "judge": judge_reward,
 }
+# Components computed only when weighted (they cost more than a rule).
+ON_DEMAND = frozenset({"judge"})
 
 
 def get_reward(name: str) -> RewardFn:
@@ -106,7 +121,11 @@ def score(trajectories: Sequence[Any], samples: Sequence[Any], cfg: Any) -> list
     if len(trajectories) != len(samples):
         raise ValueError(f"{len(trajectories)} trajectories but {len(samples)} samples")
     weights = reward_weights(cfg)
-    columns = {name: fn(trajectories, samples, cfg) for name, fn in REWARDS.items()}
+    columns = {
+        name: fn(trajectories, samples, cfg)
+        for name, fn in REWARDS.items()
+        if name not in ON_DEMAND or name in weights
+    }
     rows: list[dict[str, float]] = []
     for i, traj in enumerate(trajectories):
         row = {name: float(col[i]) for name, col in columns.items()}
