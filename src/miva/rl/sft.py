@@ -51,13 +51,15 @@ def _zoom_turn(
         if rng.random() >= demo_accuracy:
             region, hit = rng.choice(sorted(r for r in REGIONS if r != region)), False
         args: dict[str, Any] = {"image": int(ev.image), "region": region}
+        where = f"the {region} of image {ev.image}"
     else:
         args = {
             "image": int(ev.image),
             "bbox": coords.to_model(ev.bbox, frames[ev.image - 1], family),
         }
+        where = f"image {ev.image}"
     call = json.dumps({"name": "zoom", "arguments": args})
-    return f"<think>Look at image {ev.image}.</think><tool_call>{call}</tool_call>", hit
+    return f"<think>Look at {where}.</think><tool_call>{call}</tool_call>", hit
 
 
 _STOP = {"a", "an", "the", "of", "in", "is", "at", "which", "one", "images", "image", "with", "and"}
