@@ -19,6 +19,7 @@ TF_PLUGIN_DIR ?= /opt/tf-plugins
 IMAGE_REGISTRY ?= ghcr.io/miva-project
 PLATFORM ?= linux/amd64
 PIPELINE_YAML ?= pipeline.yaml
+SWEEP ?= configs/sweeps/grpo-lr.yaml
 WAIT ?=
 IMAGE_SETS = $(if $(IMAGE_TAG),--set pipeline.image_registry=$(IMAGE_REGISTRY) --set pipeline.image_tag=$(IMAGE_TAG))
 # GPU check: wheels built here (make gpu-wheels), installed on the GPU machine (make gpu-check)
@@ -27,9 +28,9 @@ GPU_CHECK_OUT ?= gpu-check.json
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup system-deps run synth validate test test-slow lint format bench pretrained-preset \
+.PHONY: help setup system-deps run test test-slow lint format docs docs-build bench pretrained-preset \
         scan-tools infra-validate infra-plan infra-apply infra-destroy \
-        pipeline-compile pipeline-run images clean gpu-wheels gpu-check
+        pipeline-compile pipeline-run pipeline-sweep images clean gpu-wheels gpu-check
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,20 +58,27 @@ system-deps: ## install system packages when missing: bubblewrap (python sandbox
 run: setup ## run the whole local pipeline (kfp.local, all six stages) on PRESET=tiny-cpu, then print a summary
 	$(VENV)/bin/miva pipeline local -c $(PRESET) $(ARGS)
 
-test: setup system-deps ## run the test suite (not the slow tests) and the infra checks
+test: setup system-deps ## run the test suite (not the slow tests), the strict docs build and the infra checks
 	$(PY) -m pytest -q -m "not slow and not gpu" $(ARGS)
+	$(MAKE) --no-print-directory docs-build
 	$(MAKE) --no-print-directory infra-validate
 
 test-slow: setup system-deps ## run the slow tests (learning, full local pipeline)
 	$(PY) -m pytest -q -m "slow" $(ARGS)
 
+docs: setup ## serve the documentation site on http://127.0.0.1:8000 (reloads on edits)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+docs-build: setup ## build the documentation strictly into .miva/site (any warning fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 lint: setup ## ruff check and format check
-	$(VENV)/bin/ruff check src tests bench components pipelines
-	$(VENV)/bin/ruff format --check src tests bench components pipelines
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 
 format: setup ## apply ruff fixes and formatting
-	$(VENV)/bin/ruff check --fix src tests bench components pipelines
-	$(VENV)/bin/ruff format src tests bench components pipelines
+	$(VENV)/bin/ruff check --fix src tests bench scripts
+	$(VENV)/bin/ruff format src tests bench scripts
 
 pretrained-preset: setup ## rebuild the tiny-pretrained model preset and its card (caption pretraining, <= 30 min on 2 cores)
 	OMP_NUM_THREADS=$(PRETRAIN_THREADS) $(VENV)/bin/miva pretrain -c $(PRESET) --out src/miva/agent/presets/tiny-pretrained $(ARGS)
@@ -107,6 +115,9 @@ pipeline-compile: setup ## compile the Kubeflow pipeline to PIPELINE_YAML (PRESE
 
 pipeline-run: setup ## compile and submit to KFP_HOST (KFP_TOKEN/KFP_COOKIES for auth; WAIT=1 follows the run)
 	$(VENV)/bin/miva pipeline run -c $(PRESET) --output $(PIPELINE_YAML) $(IMAGE_SETS) $(if $(WAIT),--wait) $(ARGS)
+
+pipeline-sweep: setup ## run the sweep file SWEEP through kfp.local on PRESET (on a cluster: miva pipeline run --sweep)
+	$(VENV)/bin/miva pipeline sweep -c $(PRESET) --sweep $(SWEEP) $(ARGS)
 
 images: ## build and push miva-base and miva-gpu with docker buildx (IMAGE_REGISTRY=...); tag = version-commit, digests to images/tags.env
 	@set -euo pipefail; \

@@ -53,7 +53,7 @@ def main() -> None:
     from safetensors.torch import load_file
 
     from miva.config import load_config
-    from miva.data.synth.generate import run_synth
+    from miva.data.synth.build import run_synth
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=5)

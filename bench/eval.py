@@ -97,15 +97,16 @@ def _recorded(model, cfg, greedy):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=16, help="eval.batch_size")
+    ap.add_argument("--batch-size", type=int, default=16, help="evaluate.batch_size")
     args = ap.parse_args()
     import torch
 
     from miva.config import load_config
+    from miva.eval.outputs import write_outputs
     from miva.eval.runner import agent_generator, run_eval
 
     cfg = load_config(
-        "tiny-cpu", [f"eval.max_items={args.items}", f"eval.batch_size={args.batch_size}"]
+        "tiny-cpu", [f"evaluate.max_items={args.items}", f"evaluate.batch_size={args.batch_size}"]
     )
     load_s: list[float] = []
 
@@ -119,9 +120,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ds = _synthetic_dataset(Path(tmp) / "ds", args.items)
         t0 = time.perf_counter()
-        result, _ = run_eval(
-            cfg, "tiny-random", Path(tmp) / "out1", dataset=str(ds), generate_factory=timed_agent
-        )
+        result = run_eval(cfg, "tiny-random", dataset=str(ds), generate_factory=timed_agent)
+        write_outputs(result, Path(tmp) / "out1")
         dt = time.perf_counter() - t0 - load_s[0]
         turns = result.metrics["eval/test/overall/mean_turns"]
         tokens = result.metrics["eval/test/overall/tokens_per_sample"]
@@ -134,7 +134,8 @@ def main() -> int:
             )
         )
         t0 = time.perf_counter()
-        run_eval(cfg, "recorded", Path(tmp) / "out2", dataset=str(ds), generate_factory=_recorded)
+        recorded = run_eval(cfg, "recorded", dataset=str(ds), generate_factory=_recorded)
+        write_outputs(recorded, Path(tmp) / "out2")
         dt = time.perf_counter() - t0
         rows.append(
             ("scoring + metrics + parquet + HTML report (recorded answers)", args.items, dt)

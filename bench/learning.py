@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/learning.py --task attribute [--model tiny-pretrained]
         [--train 4000 --val 300 --test 1000] [--sft-steps 300] [--grpo-steps 60]
-        [--set train.mu=2 --set train.lr=1e-4 ...] [--sft-control] [--out DIR]
+        [--set grpo.mu=2 --set grpo.lr=1e-4 ...] [--sft-control] [--out DIR]
     .venv/bin/python bench/learning.py --task closeup --tools-experiment ...
 
 What it measures, in order, on one synthetic dataset with train / val / test splits:
@@ -12,7 +12,7 @@ What it measures, in order, on one synthetic dataset with train / val / test spl
    of one sample at the training temperature, pass@k and majority-vote@k over k samples.
    GRPO can only sharpen what the policy already tells apart: a pass@k far above the
    greedy accuracy is headroom, a near-uniform sampler is not.
-3. GRPO from the SFT model (`--set train.*` chooses the recipe; choose it on the
+3. GRPO from the SFT model (`--set grpo.*` chooses the recipe; choose it on the
    validation curve, never on the test items), the validation curve every `--eval-every`
    steps, over training minutes.
 4. `--sft-control`: SFT continued from the same SFT model for as many minutes as GRPO took.
@@ -91,9 +91,9 @@ def score_model(cfg, model, processor, samples, temperature: float, k: int = 1, 
     from miva.agent.tools import build_tools
     from miva.rl.grpo import _convert_answer
     from miva.rl.rewards import score
-    from miva.rl.rewards.accuracy import is_correct
     from miva.rl.rewards.registry import RewardSettings
     from miva.rl.rewards.tool_use import zoom_on_evidence
+    from miva.scoring import is_correct
 
     agent_cfg = cfg.agent.model_copy(update={"temperature": temperature})
     agent = Agent(
@@ -182,14 +182,14 @@ def build_config(a, extra: list[str]):
     tools = a.task == "closeup" and a.tools_experiment
     overrides = [
         f"model.name_or_path={a.model}",
-        f"data.n={n}",
-        f"data.tasks=[{a.task}]",
-        f"data.images_per_sample=[{lo}, {hi}]",
-        f"data.image_size={a.image_size}",
-        f"data.detail={a.detail}",
-        f"data.multiple_choice_fraction={a.mc_fraction}",
+        f"synthesize.n={n}",
+        f"synthesize.tasks=[{a.task}]",
+        f"synthesize.images_per_sample=[{lo}, {hi}]",
+        f"synthesize.image_size={a.image_size}",
+        f"synthesize.detail={a.detail}",
+        f"synthesize.multiple_choice_fraction={a.mc_fraction}",
         # the last fraction takes the rounding, so that they sum to 1 exactly
-        f"data.splits={{train: {a.train / n:.6f}, val: {a.val / n:.6f}, "
+        f"synthesize.splits={{train: {a.train / n:.6f}, val: {a.val / n:.6f}, "
         f"test: {1 - round(a.train / n, 6) - round(a.val / n, 6):.6f}}}",
         f"agent.tools={'[zoom]' if tools else '[]'}",
         f"agent.max_turns={2 if tools else 1}",
@@ -200,13 +200,13 @@ def build_config(a, extra: list[str]):
         f"sft.batch_size={a.sft_batch}",
         "sft.warmup_steps=20",
         f"sft.log_every={a.sft_eval_every}",
-        f"train.steps={a.grpo_steps}",
-        "train.checkpoint_every=1000000",
-        "train.max_refill_rounds=1",
+        f"grpo.steps={a.grpo_steps}",
+        "grpo.checkpoint_every=1000000",
+        "grpo.max_refill_rounds=1",
         "reward.weights={accuracy: 1.0, format: 0.1}",
         # one turn without tools: a truncated answer is a wrong answer. Masking it instead
         # (the multi-turn default) let a policy drift into truncation unopposed.
-        "train.status_policy={ok: train, truncated: penalize, malformed: penalize, "
+        "grpo.status_policy={ok: train, truncated: penalize, malformed: penalize, "
         "tool_error: mask, max_turns: penalize, image_budget: mask}",
     ]
     if tools:
@@ -240,7 +240,7 @@ def main() -> None:
     ap.add_argument("--sft-batch", type=int, default=16)
     ap.add_argument("--sft-eval-every", type=int, default=100)
     ap.add_argument("--grpo-steps", type=int, default=60)
-    ap.add_argument("--grpo-lr", type=float, help="train.lr (default: the preset's)")
+    ap.add_argument("--grpo-lr", type=float, help="grpo.lr (default: the preset's)")
     ap.add_argument("--eval-every", type=int, default=10, help="GRPO steps between curve points")
     ap.add_argument("--curve-items", type=int, default=200, help="validation items per point")
     ap.add_argument("--headroom-k", type=int, default=8, help="samples per item for pass@k")
@@ -262,16 +262,16 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     from miva.agent.model import load_model
     from miva.data.io import read_samples
-    from miva.data.synth.generate import run_synth
+    from miva.data.synth.build import run_synth
     from miva.rl.grpo import GRPOTrainer
     from miva.rl.sft import run_sft
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = build_config(a, ([f"train.lr={a.grpo_lr}"] if a.grpo_lr else []) + a.overrides)
+    cfg = build_config(a, ([f"grpo.lr={a.grpo_lr}"] if a.grpo_lr else []) + a.overrides)
     data = out / "data"
     if not (data / "dataset.json").exists():
-        run_synth(cfg.data, data, progress=False)
+        run_synth(cfg.synthesize, data, progress=False)
     val = read_samples(data, "val")[: a.curve_items]
     test = read_samples(data, "test")
     majority = majority_share(s.answer for s in test)

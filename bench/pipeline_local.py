@@ -5,7 +5,7 @@ time locally), so it includes starting the subprocess and importing `miva`, whic
 `make run` costs. Prints a markdown table and the command that produced it.
 
     .venv/bin/python bench/pipeline_local.py                       # the tiny preset (make run)
-    .venv/bin/python bench/pipeline_local.py --set data.n=40 ...    # any overrides
+    .venv/bin/python bench/pipeline_local.py --set synthesize.n=40 ...    # any overrides
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from miva.config import DataConfig
-from miva.data.synth.generate import run_synth, sample_seed, synthesize
+from miva.config import SynthesizeConfig
+from miva.data.synth.build import run_synth
+from miva.data.synth.generate import sample_seed, synthesize
 from miva.data.synth.questions import WRITERS
 from miva.data.synth.render import encode, render_image
 from miva.data.synth.scene import SceneDesigner
@@ -75,7 +76,7 @@ def main() -> int:
     phases: dict[int, dict[str, float]] = {}
     cpu: dict[int, float] = {}
     for workers in (1, 2):
-        cfg = DataConfig(**base, workers=workers)
+        cfg = SynthesizeConfig(**base, workers=workers)
         cpu0 = _cpu()
         t0 = time.perf_counter()
         result = synthesize(cfg, progress=False)
@@ -85,7 +86,7 @@ def main() -> int:
         phases[workers] = result.timings
     tmp = Path(tempfile.mkdtemp(prefix="miva-bench-synth-"))
     try:
-        cfg = DataConfig(**base, workers=2)
+        cfg = SynthesizeConfig(**base, workers=2)
         t0 = time.perf_counter()
         info = run_synth(cfg, tmp / "ds", progress=False)
         dt = time.perf_counter() - t0

@@ -8,6 +8,8 @@ Every document is checked against a real schema, chosen by kind:
   trainer.kubeflow.org   kubeflow-trainer-api (models generated from the Trainer CRDs):
                          types are validated; fields the models drop are unknown fields
   karpenter.sh / .k8s.aws  infra/k8s/schemas/*.json (our JSON Schemas of the v1 API)
+  kueue.x-k8s.io         infra/k8s/schemas/kueue.*.json (generated from Kueue's CRDs by
+                         infra/scripts/kueue_schemas.py)
   serving.kserve.io      infra/k8s/schemas/serving.kserve.io_v1beta1_inferenceservice.json
                          for KServe's own fields, plus the Kubernetes Pod schema (strict)
                          for the pod and container fields a predictor embeds
@@ -41,6 +43,10 @@ SCHEMA_DIR = Path(__file__).resolve().parents[1] / "k8s" / "schemas"
 CUSTOM_SCHEMAS = {
     ("karpenter.sh/v1", "NodePool"): "karpenter.sh_v1_nodepool.json",
     ("karpenter.k8s.aws/v1", "EC2NodeClass"): "karpenter.k8s.aws_v1_ec2nodeclass.json",
+    **{
+        ("kueue.x-k8s.io/v1beta2", kind): f"kueue.x-k8s.io_v1beta2_{kind.lower()}.json"
+        for kind in ("ClusterQueue", "LocalQueue", "ResourceFlavor", "Cohort")
+    },
     ("serving.kserve.io/v1beta1", "InferenceService"): (
         "serving.kserve.io_v1beta1_inferenceservice.json"
     ),
@@ -79,7 +85,7 @@ KSERVE_COMPONENT_FIELDS = {
 }
 TRAINER_GROUP = "trainer.kubeflow.org/"
 
-# The contract with pipelines/ (see README.md, "Infrastructure").
+# The contract with the pipeline (see docs/infrastructure.md, "The contract with the pipeline").
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_POOL_LABEL = ("miva.ai/pool", "gpu")
 PIPELINE_NAMESPACE = "kubeflow"
@@ -409,6 +415,8 @@ def check_contract(docs: list[Document], pods_only: bool = False) -> list[str]:
             f"ServiceAccount {PIPELINE_NAMESPACE}/{PIPELINE_SERVICE_ACCOUNT} is missing"
         )
 
+    problems += check_queues(docs)
+
     for pool in (d for d in docs if d.kind == "NodePool"):
         template = pool.body["spec"]["template"]
         labels = template.get("metadata", {}).get("labels", {})
@@ -422,6 +430,55 @@ def check_contract(docs: list[Document], pods_only: bool = False) -> list[str]:
         ):
             problems.append(
                 f"{pool.where()}: nodes must carry the {GPU_TAINT_KEY}:NoSchedule taint"
+            )
+    return problems
+
+
+QUEUE_RESOURCES = {"cpu", "memory", GPU_TAINT_KEY}
+
+
+def check_queues(docs: list[Document]) -> list[str]:
+    """Kueue, when an overlay has it: the pipeline namespace has a LocalQueue whose
+    ClusterQueue exists, admits that namespace and covers GPUs, CPU and memory on flavors
+    that exist; a flavor that places pods on GPU nodes matches the pool's label and taint."""
+    queues = [d for d in docs if d.api_version.startswith("kueue.x-k8s.io/")]
+    if not queues:
+        return []
+    problems: list[str] = []
+    local = [d for d in queues if d.kind == "LocalQueue" and d.namespace == PIPELINE_NAMESPACE]
+    if not local:
+        problems.append(f"Kueue objects but no LocalQueue in {PIPELINE_NAMESPACE}")
+    for lq in local:
+        name = lq.body.get("spec", {}).get("clusterQueue", "")
+        cq = find(docs, "ClusterQueue", name)
+        if cq is None:
+            problems.append(f"{lq.where()}: ClusterQueue {name!r} is missing")
+            continue
+        spec = cq.body.get("spec", {})
+        # Kueue: a missing (null) selector admits no namespace, an empty one admits all
+        match = spec.get("namespaceSelector")
+        if match is None or not selects(match, {"kubernetes.io/metadata.name": PIPELINE_NAMESPACE}):
+            problems.append(f"{cq.where()}: namespaceSelector does not admit {PIPELINE_NAMESPACE}")
+        covered = {r for g in spec.get("resourceGroups", []) for r in g.get("coveredResources", [])}
+        if missing := sorted(QUEUE_RESOURCES - covered):
+            problems.append(f"{cq.where()}: no quota for {missing}")
+        for group in spec.get("resourceGroups", []):
+            for flavor in group.get("flavors", []):
+                if find(docs, "ResourceFlavor", flavor.get("name", "")) is None:
+                    problems.append(
+                        f"{cq.where()}: ResourceFlavor {flavor.get('name')!r} is missing"
+                    )
+    for rf in (d for d in queues if d.kind == "ResourceFlavor"):
+        spec = rf.body.get("spec", {})
+        labels = spec.get("nodeLabels", {})
+        if labels.get(GPU_POOL_LABEL[0]) != GPU_POOL_LABEL[1]:
+            continue  # not the GPU pool's flavor
+        taints = spec.get("nodeTaints", [])
+        if not any(
+            t.get("key") == GPU_TAINT_KEY and t.get("effect") == "NoSchedule" for t in taints
+        ):
+            problems.append(
+                f"{rf.where()}: the GPU pool's flavor must list the {GPU_TAINT_KEY}:NoSchedule taint"
             )
     return problems
 

@@ -1,13 +1,23 @@
 """One typed configuration for a whole MIVA run.
 
-A run is described by a YAML preset in `configs/` (``tiny-cpu.yaml`` is the default)
-plus command-line overrides such as ``--set train.lr=1e-5``. Every field documents
-itself (`miva config show` prints the resolved values with their descriptions) and
-cross-field rules fail early with a message that says what to change.
+A run is described by a YAML preset in `configs/` (``tiny-cpu.yaml`` is the default) plus
+overrides such as ``--set grpo.lr=1e-5``. Every field documents itself: what it does, the
+recommended values and the paper behind it where one applies (`miva config show` prints
+the resolved values with their descriptions; docs/configuration.md is generated from the
+same fields). There is one way to set a value: the preset and ``--set``; the few command
+flags that change a setting are documented shorthands that write its key.
 
-Sections, in pipeline order: ``data`` (synthesis), ``validate`` (the gate), ``model``,
-``agent`` (tools and rollouts), ``reward``, ``sft``, ``train`` (GRPO), ``eval``,
-``registry``, ``serve`` (the OpenAI-compatible endpoint), ``storage``, ``pipeline`` (Kubeflow).
+Sections are named after the DAG stage they configure, in pipeline order: ``synthesize``,
+``validate``, ``sft``, ``grpo``, ``evaluate``; and after the parts several stages share:
+``model``, ``agent`` (tools and rollouts), ``reward``, ``registry`` (MLflow tracking, the
+model registry and deployment), ``serve`` (the OpenAI-compatible endpoint), ``storage``,
+``pipeline`` (Kubeflow).
+
+Renamed keys still load, with a warning that names the new key (`RENAMED`). Every rule that
+relates two fields lives in one place, the "Cross-field checks" block at the end of this
+module, and runs whenever a section is built, so a bad combination fails before any work.
+Errors are one line each, naming the key, its value and where it came from (the preset's
+file and line, or the ``--set`` override).
 """
 
 from __future__ import annotations
@@ -16,8 +26,11 @@ import contextlib
 import hashlib
 import json
 import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -47,148 +60,189 @@ TASKS = (
     "difference",
     "closeup",
 )
-# Generated unless data.tasks says otherwise. `closeup` (a small object whose colour only a
+# Generated unless synthesize.tasks says otherwise. `closeup` (a small object whose colour only a
 # zoom shows) is opt-in: it needs images much larger than the model's view (docs/learning.md).
 DEFAULT_TASKS = TASKS[:7]
+STATUSES = ("ok", "truncated", "malformed", "tool_error", "max_turns", "image_budget")
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    @model_validator(mode="after")
+    def _cross_field_checks(self) -> Section:
+        for rule in CHECKS.get(type(self), ()):
+            rule(self)
+        return self
 
-# --------------------------------------------------------------------------- data
+
+# --------------------------------------------------------------------------- synthesize
 
 
 class ParaphraseConfig(Section):
+    """Optional rewrite of the template questions by an LLM; answers never change."""
+
     enabled: bool = Field(
         False,
-        description="Rewrite questions through an OpenAI-compatible chat endpoint; answers are kept.",
+        description="Rewrite each template question through an OpenAI-compatible chat endpoint "
+        "(more varied wording); the answer, evidence and images are kept. Off for CPU runs.",
     )
     endpoint: str = Field(
         "http://127.0.0.1:8000/v1",
-        description="Base URL of the OpenAI-compatible server (e.g. `vllm serve`).",
+        description="Base URL of the OpenAI-compatible server, e.g. what `vllm serve` prints.",
     )
-    model: str = Field("Qwen/Qwen2.5-7B-Instruct", description="Model name sent to the endpoint.")
+    model: str = Field(
+        "Qwen/Qwen2.5-7B-Instruct",
+        description="Model name sent to the endpoint; any instruction-tuned chat model works.",
+    )
     timeout_s: float = Field(
-        30.0, gt=0, description="Per-request timeout; on failure the template question is kept."
+        30.0,
+        gt=0,
+        description="Timeout of one request in seconds; on a timeout or error the template "
+        "question is kept, so a slow server never fails synthesis.",
     )
 
 
-class DataConfig(Section):
-    """Synthesis of multi-image fine-grained QA (IMAgent's MIFG-QA, MIRG-RL's grounding tasks)."""
+class SynthesizeConfig(Section):
+    """The `synthesize` stage: multi-image fine-grained QA from rendered scenes or COCO
+    annotations (IMAgent's MIFG-QA families, MIRG-RL's grounding tasks)."""
 
     seed: int = Field(
-        0, description="Generator seed: the same seed and config give the same dataset digest."
+        0,
+        description="Generator seed: the same seed and section give the same dataset digest. "
+        "Change it for a fresh dataset of the same distribution.",
     )
-    n: int = Field(600, ge=1, description="Number of samples to generate over all splits.")
+    n: int = Field(
+        600,
+        ge=1,
+        description="Samples over all splits (verifier rejects are redrawn). The tiny preset "
+        "uses 400; learning runs want 1,500 or more: synthetic data is unlimited, and fresh "
+        "samples beat more epochs on few (bench/RESULTS.md).",
+    )
     splits: dict[str, float] = Field(
         default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1},
-        description="Split name -> fraction of samples; images are never shared across splits.",
+        description="Split name -> fraction of samples (fractions sum to 1). No image is "
+        "shared across splits, so held-out scores measure generalisation.",
     )
     tasks: list[str] = Field(
         default_factory=lambda: list(DEFAULT_TASKS),
         description=f"Task families to generate; default {', '.join(DEFAULT_TASKS)}; known: "
-        f"{', '.join(TASKS)}.",
+        f"{', '.join(TASKS)}. `attribute` with `detail: coarse` is the one a tiny model learns "
+        "on CPU; `closeup` needs images much larger than the model's view.",
     )
     images_per_sample: tuple[int, int] = Field(
-        (2, 4), description="Inclusive range of images per sample (2-6)."
+        (2, 4),
+        description="Inclusive (min, max) images per sample, within 2-6. More images make "
+        "selection harder and cost vision tokens; (2, 3) for CPU runs.",
     )
-    image_size: int = Field(448, ge=56, le=4096, description="Side of each square image in pixels.")
+    image_size: int = Field(
+        448,
+        ge=56,
+        le=4096,
+        description="Side of each square image in pixels. 224 for CPU runs; 448-672 for real "
+        "models, where small targets make zooming worthwhile.",
+    )
     multiple_choice_fraction: float = Field(
         0.5,
         ge=0,
         le=1,
-        description="Fraction of items with a multiple-choice variant where the family allows one.",
+        description="Fraction of items with a multiple-choice variant where the family "
+        "allows one (choice answers are easier to score and to learn).",
     )
-    workers: int = Field(2, ge=1, description="Worker processes for rendering.")
+    workers: int = Field(
+        2, ge=1, description="Worker processes that render scenes; one per free CPU core."
+    )
     detail: Literal["fine", "coarse"] = Field(
         "fine",
-        description="fine: small targets among near-miss distractors (zooming helps). coarse: one large plain object per image (families may plant more), targets named by colour alone (for tiny models and the learning benchmark).",
+        description="fine: small targets among near-miss distractors, so zooming helps (the "
+        "IMAgent setting). coarse: one large plain object per image named by colour alone, "
+        "for tiny models and the learning benchmark.",
     )
     min_target_side_fraction: float = Field(
         0.04,
         gt=0,
         lt=1,
-        description="Verifier: items whose answer box has a side below this fraction of the image side (and 4 px) are rejected as too small to see.",
+        description="Verifier: an item whose answer box has a side below this fraction of "
+        "the image side (and below 4 px) is rejected as too small to see.",
     )
     coco_strict: bool = Field(
         False,
-        description="COCO input: fail on a dangling image id or missing image file instead of skipping it with a logged reason.",
+        description="COCO input: fail on a dangling image id or a missing image file instead "
+        "of skipping it with a logged reason.",
     )
     coco_path: str | None = Field(
         None,
-        description="Folder with a COCO instances JSON and images: build the same task families from real annotations.",
+        description="Folder with a COCO instances JSON and its images: build the counting, "
+        "selection and grounding families from real annotations instead of rendered scenes.",
     )
-    paraphrase: ParaphraseConfig = Field(default_factory=ParaphraseConfig)
-    output: str = Field(".miva/data/synth", description="Dataset folder (local path or s3:// URI).")
-
-    @model_validator(mode="after")
-    def _check(self) -> DataConfig:
-        unknown = sorted(set(self.tasks) - set(TASKS))
-        if unknown:
-            raise ValueError(f"data.tasks has unknown task(s) {unknown}; known: {list(TASKS)}")
-        lo, hi = self.images_per_sample
-        if not 2 <= lo <= hi <= 6:
-            raise ValueError(
-                f"data.images_per_sample must satisfy 2 <= min <= max <= 6, got {self.images_per_sample}"
-            )
-        if abs(sum(self.splits.values()) - 1.0) > 1e-6:
-            raise ValueError(
-                f"data.splits fractions must sum to 1, got {sum(self.splits.values())}"
-            )
-        return self
+    paraphrase: ParaphraseConfig = Field(
+        default_factory=ParaphraseConfig, description="LLM rewrite of the questions."
+    )
+    output: str = Field(
+        ".miva/data/synth",
+        description="Dataset folder written by `miva synthesize` (local path or s3:// URI).",
+    )
 
 
 # --------------------------------------------------------------------------- validate
 
 
 class ValidateConfig(Section):
-    """The validation gate: great-expectations suite plus per-row checks."""
+    """The `validate` stage: a great-expectations suite over the metadata plus per-row
+    checks; bad rows go to quarantine, the gate fails on critical rules."""
 
     max_quarantine_fraction: float = Field(
         0.05,
         ge=0,
         le=1,
-        description="Fail the gate when more than this fraction of rows is quarantined.",
+        description="Fail the gate when more than this fraction of rows is quarantined. "
+        "0.05 catches a broken generator; raise it for noisy imported data.",
     )
     question_chars: tuple[int, int] = Field(
-        (10, 2000), description="Inclusive bounds on question length in characters."
+        (10, 2000), description="Inclusive (min, max) question length in characters."
     )
     max_option_share: float = Field(
         0.40,
         gt=0,
         le=1,
-        description="No option letter may be the answer of more than this share of a split.",
-    )
-    image_index_slack: float = Field(
-        0.10,
-        ge=0,
-        le=1,
-        description="No image index may exceed its fair share of answers by more than this.",
-    )
-    near_duplicate_threshold: float = Field(
-        0.95,
-        gt=0,
-        le=1,
-        description="Jaccard similarity of question shingles (with identical images) above which rows are near duplicates.",
-    )
-    image_count: tuple[int, int] = Field(
-        (2, 6), description="Inclusive range of images per row; rows outside are quarantined."
-    )
-    extra_tasks: list[str] = Field(
-        default_factory=list,
-        description="Task names accepted besides the built-in families (e.g. from an imported dataset).",
+        description="No option letter may be the answer of more than this share of a split "
+        "(a biased letter teaches a constant answer).",
     )
     option_slack: float = Field(
         0.10,
         ge=0,
         le=1,
-        description="A letter whose fair share (mean 1/n_choices) is above max_option_share may exceed it by this much.",
+        description="A letter whose fair share (mean 1/n_choices) is above "
+        "`max_option_share` may exceed that share by this much.",
+    )
+    image_index_slack: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="No answer image number may exceed its fair share by more than this "
+        "(e.g. 'image 2' answering far more than 1/n of the selection items).",
+    )
+    near_duplicate_threshold: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="Jaccard similarity of question shingles (with identical images) above "
+        "which two rows count as near duplicates and one is quarantined.",
+    )
+    image_count: tuple[int, int] = Field(
+        (2, 6),
+        description="Inclusive (min, max) images per row; rows outside are quarantined.",
+    )
+    extra_tasks: list[str] = Field(
+        default_factory=list,
+        description="Task names accepted besides the built-in families (e.g. an imported "
+        "dataset's own tasks).",
     )
     balance_min_rows: int = Field(
         30,
         ge=1,
-        description="Balance rules skip a split with fewer applicable rows than this (too few to judge).",
+        description="Balance rules skip a split with fewer applicable rows than this: too few "
+        "to judge a bias.",
     )
     workers: int = Field(
         2, ge=1, description="Processes that read, decode and check shards in parallel."
@@ -200,55 +254,57 @@ class ValidateConfig(Section):
             "manifest_matches",
             "checks_ran",
         ],
-        description="Rules whose failure fails the gate outright; others quarantine rows (row rules) or warn "
-        "(balance rules). Add e.g. option_balance to block on biased answers.",
+        description="Rules whose failure fails the gate outright; other row rules "
+        "quarantine rows and balance rules warn. Add e.g. option_balance to block on "
+        "biased answers.",
+    )
+    data_docs: bool = Field(
+        True,
+        description="Write great-expectations' HTML data docs next to report.json "
+        "(`--no-docs` sets false; they take a few seconds).",
     )
     output: str = Field(
         ".miva/data/validated",
-        description="Folder for report.json, data docs, clean/ and quarantine/ datasets.",
+        description="Folder for report.json, data_docs/, the clean/ and quarantine/ datasets "
+        "(local path or s3:// URI).",
     )
-
-    @model_validator(mode="after")
-    def _check(self) -> ValidateConfig:
-        lo, hi = self.question_chars
-        if not 0 <= lo <= hi:
-            raise ValueError(
-                f"validate.question_chars must satisfy 0 <= min <= max, got {self.question_chars}"
-            )
-        lo, hi = self.image_count
-        if not 1 <= lo <= hi:
-            raise ValueError(
-                f"validate.image_count must satisfy 1 <= min <= max, got {self.image_count}"
-            )
-        return self
 
 
 # --------------------------------------------------------------------------- model
 
 
 class ModelConfig(Section):
+    """The vision-language model every training and evaluation stage starts from."""
+
     name_or_path: str = Field(
         "tiny-random",
-        description="`tiny-random`, a local folder, an s3:// URI or a hub id of a Qwen2.5-VL / Qwen2-VL checkpoint.",
+        description="`tiny-random` (MIVA's own randomly initialised Qwen2.5-VL-architecture "
+        "model, built locally), a local save_pretrained folder, an s3:// URI or a hub id "
+        "(e.g. Qwen/Qwen2.5-VL-3B-Instruct).",
     )
     family: Literal["qwen2.5-vl", "qwen2-vl"] = Field(
         "qwen2.5-vl",
-        description="Decides the box coordinate convention (resized-image pixels vs 0-1000).",
+        description="Model family: decides the box coordinate convention the model reads and "
+        "writes (pixels of the resized image for qwen2.5-vl, a 0-1000 grid for qwen2-vl).",
     )
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        "float32", description="Parameter dtype; bfloat16 on GPUs."
+        "float32", description="Parameter dtype: float32 on CPU, bfloat16 on GPUs."
     )
     min_pixels: int = Field(
-        56 * 56, ge=28 * 28, description="Lower bound on pixels per image after resizing."
+        56 * 56,
+        ge=28 * 28,
+        description="Lower bound on pixels per image after resizing (Qwen2-VL smart_resize).",
     )
     max_pixels: int = Field(
         112 * 112,
         ge=28 * 28,
-        description="Upper bound on pixels per image after resizing (controls vision tokens per image).",
+        description="Upper bound on pixels per image after resizing: sets the vision tokens "
+        "per image (one per 28x28 patch). 112*112 on CPU; 200k-800k pixels for 3B/7B models.",
     )
     attn_implementation: str = Field(
         "sdpa",
-        description="transformers attention implementation (sdpa, eager, flash_attention_2).",
+        description="transformers attention implementation: sdpa (default), eager, or "
+        "flash_attention_2 on GPUs with flash-attn installed.",
     )
 
 
@@ -327,65 +383,101 @@ class PythonToolConfig(Section):
         8192, ge=256, description="Stdout returned to the model; the rest is cut."
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> PythonToolConfig:
-        if self.backend == "service" and not self.service_url:
-            raise ValueError(
-                "agent.python.backend is `service` but agent.python.service_url is not set; "
-                "set it to the sandbox service's URL (e.g. http://miva-sandbox:8080)"
-            )
-        return self
-
 
 class SearchConfig(Section):
+    """The search tool (Visual-ARFT's MAT-Search): BM25 over a local corpus, or HTTP."""
+
     corpus: str | None = Field(
-        None, description="JSONL corpus ({id, text[, title]} per line) searched with BM25."
+        None,
+        description="JSONL corpus ({id, text[, title]} per line) searched with BM25.",
     )
     endpoint: str | None = Field(
-        None, description="Optional HTTP search backend behind the same interface."
+        None, description="HTTP search backend behind the same interface (instead of a corpus)."
     )
     top_k: int = Field(3, ge=1, le=20, description="Passages returned per query.")
 
 
 class AgentConfig(Section):
-    """The multi-turn tool-using agent (IMAgent zoom/view, Visual-ARFT python/search)."""
+    """The multi-turn tool-using agent shared by SFT, GRPO and evaluation (IMAgent's zoom
+    and view tools, Visual-ARFT's python and search tools)."""
 
     tools: list[Literal["zoom", "view", "python", "search"]] = Field(
-        default_factory=lambda: ["zoom", "view"], description="Tools offered to the model."
+        default_factory=lambda: ["zoom", "view"],
+        description="Tools offered to the model: zoom (crop a region, IMAgent's visual "
+        "reflection), view (look at one image again, IMAgent's confirmation), python "
+        "(sandboxed code on the images) and search (Visual-ARFT).",
     )
-    engine: Literal["hf", "vllm"] = Field(
-        "hf", description="Rollout engine: transformers generate (CPU/GPU) or vLLM (GPU)."
+    rollout_engine: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="What samples the trajectories: hf (transformers generate, CPU or GPU) or "
+        "vllm (GPU only, much faster for long rollouts).",
     )
     max_turns: int = Field(
-        3, ge=1, description="Assistant turns per trajectory (tool calls + final answer)."
+        3,
+        ge=1,
+        description="Assistant turns per trajectory, tool calls and the final answer "
+        "included (3-4: one or two looks, then an answer).",
     )
-    max_new_tokens: int = Field(48, ge=1, description="New tokens per assistant turn.")
+    max_new_tokens: int = Field(
+        48,
+        ge=1,
+        description="New tokens per assistant turn: 48 for the tiny model, 512-1024 for real "
+        "models that think before they act.",
+    )
     max_total_tokens: int = Field(
-        2048, ge=64, description="Sequence length budget of one trajectory."
+        2048,
+        ge=64,
+        description="Sequence budget of one trajectory (prompt, images, turns); reaching it "
+        "ends the trajectory as truncated.",
     )
     max_trajectory_pixels: int = Field(
         112 * 112 * 10,
         ge=28 * 28,
-        description="Image budget: total pixels of all images in one trajectory.",
+        description="Image budget: total pixels of all images in one trajectory, tool crops "
+        "included; a tool call past it ends the trajectory with status image_budget.",
     )
     zoom_upscale_to: int = Field(
-        112, ge=28, description="Zoom crops are upscaled so their longer side has this many pixels."
+        112,
+        ge=28,
+        description="Zoom crops are upscaled so their longer side has this many pixels "
+        "(match the model's per-image resolution).",
     )
-    temperature: float = Field(1.0, ge=0, description="Sampling temperature (0 = greedy).")
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
+    temperature: float = Field(
+        1.0,
+        ge=0,
+        description="Sampling temperature (0 = greedy). 1.0 for GRPO rollouts, so log-probs "
+        "of the sampler and the trainer agree; evaluation uses 0 unless pass@k is asked.",
+    )
+    top_p: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Nucleus sampling threshold; keep 1.0 for RL (a truncated sampler is off-policy).",
+    )
     prompt_style: Literal["full", "compact"] = Field(
         "full",
-        description="Tools in the system prompt as JSON schemas (full, what Qwen models expect) or one line each (compact, for tiny CPU models).",
+        description="Tools in the system prompt as JSON schemas (full, what Qwen models "
+        "expect) or one line each (compact, for tiny CPU models).",
     )
     malformed_call: Literal["error_turn", "stop"] = Field(
         "error_turn",
-        description="On an unparseable tool call: return an error turn to the model, or stop the trajectory.",
+        description="On an unparseable tool call: return an error turn so the model can "
+        "retry, or stop the trajectory with status malformed.",
     )
-    python: PythonToolConfig = Field(default_factory=PythonToolConfig)
-    search: SearchConfig = Field(default_factory=SearchConfig)
+    python: PythonToolConfig = Field(
+        default_factory=PythonToolConfig,
+        description="The python tool's sandbox: where model-written code runs, its limits.",
+    )
+    search: SearchConfig = Field(default_factory=SearchConfig, description="The search tool.")
+
+    @property
+    def engine(self) -> str:
+        """Deprecated name of `rollout_engine`."""
+        _deprecated("agent.engine", "agent.rollout_engine")
+        return self.rollout_engine
 
 
-# --------------------------------------------------------------------------- rewards
+# --------------------------------------------------------------------------- reward
 
 
 JUDGE_PROMPT = (
@@ -463,71 +555,110 @@ class JudgeConfig(Section):
 
 
 class RewardConfig(Section):
+    """Reward components and their weights (GRPO; `miva.rl.rewards`)."""
+
     weights: dict[str, float] = Field(
         default_factory=lambda: {"accuracy": 0.8, "format": 0.2, "tool_gain": 1.2},
-        description="Reward component name -> weight (DeepEyes/IMAgent: 0.8 acc + 0.2 format + 1.2 tool gain).",
+        description="Reward component -> weight; the total is the weighted sum. Default "
+        "0.8 accuracy + 0.2 format + 1.2 tool gain, as in DeepEyes, which IMAgent builds on. "
+        "Components: accuracy, format, tool_gain, grounding_image and grounding_object "
+        "(MIRG-RL's dual reward), judge (an LLM scores text answers, `reward.judge`), length "
+        "and turns (added at weight 1 when their penalty is set).",
     )
     iou_threshold: float | None = Field(
-        None, ge=0, le=1, description="Box accuracy as 1[IoU >= t]; None = continuous IoU."
+        None,
+        ge=0,
+        le=1,
+        description="Box accuracy as 1[IoU >= threshold] (e.g. 0.5), or the continuous IoU "
+        "when None (denser signal for grounding, MIRG-RL).",
     )
     number_tolerance: float = Field(
-        0.0, ge=0, description="Relative tolerance for numeric answers."
+        0.0,
+        ge=0,
+        description="Relative tolerance for numeric answers; 0 = exact (counting).",
     )
     tool_gain_requires_evidence: bool = Field(
-        False, description="Pay the tool-use gain only when a zoomed region overlaps the evidence."
+        False,
+        description="Pay the tool-use gain only when a zoomed region overlaps the evidence "
+        "box (stricter against zooming anywhere).",
     )
     length_penalty_tokens: int | None = Field(
-        None, description="Response length beyond which the length penalty grows linearly."
+        None,
+        description="Sampled-token budget L: a response of n > L tokens gets -(n - L) / L "
+        "(the `length` component); None disables it.",
     )
-    turn_penalty: float = Field(0.0, ge=0, description="Penalty per turn beyond the first.")
+    turn_penalty: float = Field(
+        0.0,
+        ge=0,
+        description="Penalty per assistant turn beyond the first (the `turns` component).",
+    )
     judge: JudgeConfig = Field(
         default_factory=JudgeConfig,
         description="LLM judge for text answers; used when `weights` names `judge` (e.g. "
         "{judge: 0.8, format: 0.2}).",
     )
 
-    @model_validator(mode="after")
-    def _check_judge(self) -> RewardConfig:
-        missing = [
-            k for k in ("{question}", "{references}", "{answer}") if k not in self.judge.prompt
-        ]
-        if "judge" in self.weights and missing:
-            raise ValueError(f"reward.judge.prompt lacks the placeholder(s) {missing}")
-        return self
-
 
 # --------------------------------------------------------------------------- sft
 
 
 class LoraConfig(Section):
+    """LoRA adapters for the SFT cold start (peft); merged into the model before GRPO."""
+
     enabled: bool = Field(
-        False, description="Train LoRA adapters (peft) instead of all weights; merged before GRPO."
+        False,
+        description="Train LoRA adapters instead of all weights (MIRG-RL's cold start uses "
+        "LoRA); the adapters are merged before saving.",
     )
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
-    dropout: float = Field(0.05, ge=0, lt=1)
+    r: int = Field(16, ge=1, description="Rank of the LoRA update matrices; 8-64 (Hu et al. 2021).")
+    alpha: int = Field(32, ge=1, description="LoRA scaling alpha; commonly 2 x r.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA inputs.")
     target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="Module names that get adapters (the attention projections by default).",
     )
 
 
 class SFTConfig(Section):
-    """Cold start on gold trajectories (MIRG-RL); optional for strong base models."""
+    """The optional `sft` stage: supervised cold start on gold tool-using trajectories
+    (MIRG-RL; DeepEyesV2 found RL alone did not give robust tool use without it)."""
 
-    enabled: bool = Field(True, description="Run the SFT stage before GRPO.")
-    steps: int = Field(300, ge=0)
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    warmup_steps: int = Field(20, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
+    enabled: bool = Field(
+        True,
+        description="Run SFT before GRPO. Needed for random and weak models; a strong "
+        "instruction-tuned model can start GRPO directly (IMAgent trains with RL only).",
+    )
+    steps: int = Field(
+        300,
+        ge=0,
+        description="Optimizer steps. Too many on a small dataset overfits (bench/RESULTS.md: "
+        "held-out accuracy fell from step 300 to 1,500); pick the step on the val split.",
+    )
+    batch_size: int = Field(16, ge=1, description="Gold trajectories per step.")
+    lr: float = Field(
+        1e-3,
+        gt=0,
+        description="Peak AdamW learning rate: 1e-3 for the tiny model, 1e-5 to 2e-5 for "
+        "full fine-tuning of 3B/7B models, 1e-4 with LoRA.",
+    )
+    warmup_steps: int = Field(
+        20, ge=0, description="Linear warm-up steps from 1/warmup of the peak rate."
+    )
+    weight_decay: float = Field(
+        0.0, ge=0, description="AdamW weight decay; 0 for short fine-tunes, 0.01-0.1 for long ones."
+    )
+    max_grad_norm: float = Field(
+        1.0, gt=0, description="Clip the gradient norm to this before each step (1.0 is standard)."
+    )
     describe_images: bool = Field(
         True,
-        description="Gold trajectories first name what each image shows (meta captions), then answer: "
-        "makes multi-image tasks learnable for the tiny model (REFERENCE.md).",
+        description="Gold trajectories first name what each image shows (its caption), then "
+        "answer: makes multi-image tasks learnable for the tiny model (REFERENCE.md).",
     )
     use_tools: bool = Field(
-        True, description="Gold trajectories include the tool calls the evidence justifies (zoom)."
+        True,
+        description="Gold trajectories include the tool calls the evidence justifies (a zoom "
+        "on the evidence box), so the model sees tool use before RL.",
     )
     zoom_demo_accuracy: float = Field(
         1.0,
@@ -546,9 +677,10 @@ class SFTConfig(Section):
         "seeded per sample, so one SFT model can start GRPO with tools and without. Default 0.",
     )
     log_every: int = Field(25, ge=1, description="Steps between logged SFT metrics.")
-    lora: LoraConfig = Field(default_factory=LoraConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA instead of full SFT.")
     output: str = Field(
-        ".miva/models/sft", description="save_pretrained folder (local path or s3:// URI)."
+        ".miva/models/sft",
+        description="save_pretrained folder of the SFT model (local path or s3:// URI).",
     )
 
 
@@ -607,7 +739,7 @@ class PretrainConfig(Section):
         0.3,
         ge=0,
         le=1,
-        description="Share of images with one large object (data.detail coarse); the rest hold "
+        description="Share of images with one large object (synthesize.detail coarse); the rest hold "
         "1 to `max_objects` small or large objects; images drawn at 56 px always hold one; "
         "default 0.3.",
     )
@@ -646,7 +778,7 @@ class PretrainConfig(Section):
     )
 
 
-# --------------------------------------------------------------------------- train
+# --------------------------------------------------------------------------- grpo
 
 
 StatusPolicy = Literal["train", "mask", "penalize"]
@@ -661,7 +793,7 @@ class RolloutCorrectionConfig(Section):
         "min(exp(logp_trainer_old - logp_rollout), cap): the samples came from the rollout "
         "engine's distribution, which differs slightly from the trainer's (kernels, precision, "
         "batch shapes). `off` uses no weights. `auto` (default) = token-tis when "
-        "agent.engine=vllm, off for hf (whose log-probs match the trainer's). Yao et al. 2025, "
+        "agent.rollout_engine=vllm, off for hf (whose log-probs match the trainer's). Yao et al. 2025, "
         "'Your efficient RL framework secretly brings you off-policy RL training'; verl "
         "rollout_correction. The mismatch itself (train/logp_mismatch_mean/max) is logged "
         "every step whatever the mode.",
@@ -686,29 +818,51 @@ class RolloutCorrectionConfig(Section):
         return "token-tis" if rollout_engine == "vllm" else "off"
 
 
-class TrainConfig(Section):
-    """GRPO with multi-turn tool use and the two-level mask (see rl/grpo.py)."""
+class GRPOConfig(Section):
+    """The `grpo` stage: GRPO with multi-turn tool use and IMAgent's two-level mask
+    (`miva.rl.grpo` lists every algorithmic choice)."""
 
-    steps: int = Field(100, ge=1)
+    steps: int = Field(
+        100,
+        ge=1,
+        description="GRPO steps (one batch of rollouts and `mu` updates each). 10 in the tiny "
+        "preset shows the loop; 100-300 for learning.",
+    )
     prompts_per_step: int = Field(
         8,
         ge=1,
-        description="Prompts per GRPO step (each sampled group_size times); default 8. Larger "
-        "batches average the policy gradient over more prompts (less noise per update) at a "
-        "proportional step time: 16 x 8 where a step takes seconds, as in DAPO's 512 x 16 at "
-        "scale.",
+        description="Prompts per step; the batch is prompts_per_step x group_size. Default 8. "
+        "Larger batches average the policy gradient over more prompts (less noise per update) "
+        "at a proportional step time: 16 x 8 where a step takes seconds, as in DAPO's 512 x 16 "
+        "at scale.",
     )
-    group_size: int = Field(8, ge=2, description="Trajectories sampled per prompt (G).")
+    group_size: int = Field(
+        8,
+        ge=2,
+        description="Trajectories sampled per prompt (G): the group whose mean and std give "
+        "the advantages (GRPO, Shao et al. 2024). 8 is common; 4 is the least that works.",
+    )
     mu: int = Field(
         2,
         ge=1,
-        description="Optimizer updates per batch (PPO epochs; the old log-probs are computed "
-        "once before the first). Default 2: with 1 the ratio is exactly 1 and the clip never "
-        "acts, so nothing bounds a step (GRPO, DeepSeekMath: mu 1 only with one update per "
-        "batch; PPO: 2-4). Each extra update costs one more forward/backward of the batch.",
+        description="Policy updates per batch with stored old log-probs (PPO epochs; the old "
+        "log-probs are computed once before the first). Default 2: with 1 the ratio is exactly "
+        "1 and the clip never acts, so nothing bounds a step (GRPO, DeepSeekMath: mu 1 only "
+        "with one update per batch; PPO: 2-4). Each extra update costs one more "
+        "forward/backward of the batch.",
     )
-    micro_batch_size: int = Field(16, ge=1, description="Trajectories per forward/backward pass.")
-    lr: float = Field(5e-5, gt=0)
+    micro_batch_size: int = Field(
+        16,
+        ge=1,
+        description="Trajectories per forward/backward pass (gradient accumulation splits "
+        "the batch); must divide prompts_per_step x group_size.",
+    )
+    lr: float = Field(
+        5e-5,
+        gt=0,
+        description="Peak AdamW learning rate: 3e-5 to 1e-4 for the tiny model, about 1e-6 "
+        "for 3B/7B models.",
+    )
     warmup_steps: int = Field(
         10,
         ge=0,
@@ -719,39 +873,80 @@ class TrainConfig(Section):
     )
     lr_decay: Literal["constant", "cosine", "linear"] = Field(
         "cosine",
-        description="Learning-rate shape after warm-up until the last of train.steps: constant, "
-        "or a cosine or linear decay to min_lr_ratio x lr. Default cosine: at a constant rate GRPO gave back "
-        "its gains within 60 steps on the tiny preset (bench/RESULTS.md); the decay lets the "
-        "last updates settle.",
+        description="Learning-rate shape after warm-up until the last of grpo.steps: constant, "
+        "or a cosine or linear decay to min_lr_ratio x lr. Default cosine: at a constant rate "
+        "GRPO gave back its gains within 60 steps on the tiny preset (bench/RESULTS.md); the "
+        "decay lets the last updates settle.",
     )
     min_lr_ratio: float = Field(
         0.1,
         ge=0,
         le=1,
-        description="Share of lr the decay ends at (at train.steps); default 0.1.",
+        description="Share of lr the decay ends at (at grpo.steps); default 0.1.",
     )
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    eps_low: float = Field(0.2, ge=0)
-    eps_high: float = Field(0.28, ge=0, description="DAPO clip-higher.")
+    weight_decay: float = Field(
+        0.0, ge=0, description="AdamW weight decay; RL fine-tuning usually keeps it at 0."
+    )
+    max_grad_norm: float = Field(
+        1.0,
+        gt=0,
+        description="Clip the gradient norm to this before each update (1.0 is standard).",
+    )
+    eps_low: float = Field(
+        0.2,
+        ge=0,
+        description="Lower clip of the ratio: the token loss uses clip(rho, 1 - eps_low, "
+        "1 + eps_high) (PPO's epsilon; 0.2).",
+    )
+    eps_high: float = Field(
+        0.28,
+        ge=0,
+        description="Upper clip of the ratio; above eps_low ('clip higher', DAPO "
+        "arXiv:2503.14476: 0.28) keeps low-probability tokens explorable.",
+    )
     beta: float = Field(
         0.0,
         ge=0,
-        description="Coefficient of the k3 KL penalty to the starting (reference) model; "
-        "default 0, which loads no reference model (DAPO, Dr.GRPO drop it). 0.001-0.04 keeps the "
-        "policy near its start (DeepSeekMath GRPO used 0.04) at the cost of one more forward "
-        "pass per batch.",
+        description="Weight of the k3 KL penalty to the starting (reference) model; default 0, "
+        "which loads no reference model (DAPO and Dr.GRPO drop it). 0.001-0.04 keeps the policy "
+        "near its start (DeepSeekMath GRPO used 0.04) at the cost of one more forward pass per "
+        "batch.",
+    )
+    kl_ratio_correction: bool = Field(
+        False,
+        description="Multiply the k3 KL term by the ratio rho (DeepSeek-V3.2; TRL's "
+        "use_bias_correction_kl).",
     )
     advantage_std: Literal["group", "batch", "none"] = Field(
-        "group", description="Std scaling of advantages (none = Dr.GRPO)."
+        "group",
+        description="Divide advantages by the group std (GRPO), the batch std (ScaleRL "
+        "arXiv:2510.13786) or not at all (Dr.GRPO arXiv:2503.20783).",
+    )
+    adv_eps: float = Field(
+        1e-4, ge=0, description="Added to the std before dividing the advantages."
     )
     loss_agg: Literal["seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"] = Field(
-        "token-mean"
+        "token-mean",
+        description="How token losses become one number: token-mean (DAPO: every token "
+        "counts the same), seq-mean-token-mean (original GRPO: every trajectory counts the "
+        "same) or seq-mean-token-sum-norm (Dr.GRPO: sum over a constant length, no length bias).",
+    )
+    loss_max_tokens: int | None = Field(
+        None,
+        description="The constant length of seq-mean-token-sum-norm; None = "
+        "agent.max_new_tokens x agent.max_turns.",
     )
     dynamic_sampling: bool = Field(
-        True, description="Drop zero-variance groups and refill the batch (DAPO)."
+        True,
+        description="Drop groups whose rewards are all equal (no signal) and draw more "
+        "prompts to refill the batch (DAPO).",
     )
-    max_refill_rounds: int = Field(3, ge=0)
+    max_refill_rounds: int = Field(
+        3,
+        ge=0,
+        description="Rounds of extra prompts per step under dynamic sampling; groups still "
+        "without signal stay out of the loss.",
+    )
     status_policy: dict[str, StatusPolicy] = Field(
         default_factory=lambda: {
             "ok": "train",
@@ -761,38 +956,36 @@ class TrainConfig(Section):
             "max_turns": "mask",
             "image_budget": "mask",
         },
-        description="Trajectory-level mask: what to do with each rollout status.",
+        description="Trajectory-level mask (IMAgent): per rollout status, train on it, mask "
+        "it out of the loss and the group statistics, or penalize it (total reward = "
+        "penalty_reward). Masking turn-limit hits rather than penalising follows Mini-o3.",
+    )
+    penalty_reward: float = Field(
+        -1.0, description="Total reward of a trajectory whose status policy is penalize."
     )
     curate: bool = Field(
         False,
-        description="Keep only prompts the starting policy solves sometimes (rejection sampling).",
+        description="Before training, keep only prompts the starting policy solves sometimes "
+        "but not always (rejection sampling, MIRG-RL).",
     )
-    curate_samples: int = Field(4, ge=2)
-    kl_ratio_correction: bool = Field(
-        False,
-        description="Multiply the k3 KL term by the ratio rho (DeepSeek-V3.2; TRL's use_bias_correction_kl).",
+    curate_samples: int = Field(
+        4, ge=2, description="Rollouts per prompt that estimate its pass rate when curating."
     )
-    adv_eps: float = Field(1e-4, ge=0, description="Added to the std before dividing advantages.")
-    penalty_reward: float = Field(
-        -1.0, description="Total reward of trajectories whose status policy is `penalize`."
-    )
-    loss_max_tokens: int | None = Field(
-        None,
-        description="Constant length of seq-mean-token-sum-norm (Dr.GRPO); None = agent.max_new_tokens * agent.max_turns.",
-    )
-    engine: Literal["torch", "deepspeed"] = Field(
+    training_backend: Literal["torch", "deepspeed"] = Field(
         "torch",
-        description="Training engine. `torch` (default): AdamW on one device, or DistributedDataParallel "
-        "under torchrun (parameters and optimizer state replicated on every rank). "
-        "`deepspeed`: ZeRO (train.zero_stage) with bf16 on GPUs; recommended for models of "
-        "3B parameters and more. Both split train.prompts_per_step across the torchrun ranks "
-        "(docs/distributed.md).",
+        description="What runs the optimizer. `torch` (default): AdamW on one device, or "
+        "DistributedDataParallel under torchrun (parameters and optimizer state replicated on "
+        "every rank). `deepspeed`: ZeRO (grpo.zero_stage) with bf16 on GPUs; recommended for "
+        "models of 3B parameters and more. Both split grpo.prompts_per_step across the "
+        "torchrun ranks (docs/distributed.md). Not to be confused with agent.rollout_engine, "
+        "which samples.",
     )
     zero_stage: Literal[2, 3] = Field(
         2,
         description="DeepSpeed ZeRO stage: 2 shards optimizer state and gradients across ranks "
         "(default; fastest while the bf16 weights fit on one GPU), 3 also shards the "
-        "parameters (gathered for rollouts and saving). Only with train.engine=deepspeed.",
+        "parameters (gathered for rollouts and saving). Only with "
+        "grpo.training_backend=deepspeed.",
     )
     gradient_checkpointing: bool = Field(
         False,
@@ -800,46 +993,98 @@ class TrainConfig(Section):
         "a third more compute for far less activation memory. Default off (the tiny CPU "
         "preset); recommended on for multi-billion-parameter models on GPUs.",
     )
+    checkpoint_every: int = Field(
+        50, ge=1, description="Steps between resumable checkpoints (written atomically)."
+    )
+    keep_checkpoints: int = Field(
+        2, ge=1, description="Checkpoints kept on disk; the oldest are removed."
+    )
+    resume: bool = Field(
+        False,
+        description="Continue from the last checkpoint in the output folder (`--resume` sets it).",
+    )
     rollout_correction: RolloutCorrectionConfig = Field(
         default_factory=RolloutCorrectionConfig,
         description="Importance-sampling correction for the rollout/trainer log-prob mismatch.",
     )
-    checkpoint_every: int = Field(50, ge=1)
-    keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept on disk (oldest removed).")
-    resume: bool = Field(False)
     output: str = Field(
-        ".miva/models/grpo", description="save_pretrained folder (local path or s3:// URI)."
+        ".miva/models/grpo",
+        description="save_pretrained folder of the trained model (local path or s3:// URI).",
     )
 
-    @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
-        if self.eps_high < self.eps_low:
-            raise ValueError(
-                f"train.eps_high ({self.eps_high}) must be >= train.eps_low ({self.eps_low})"
-            )
-        missing = {"ok", "truncated", "malformed", "tool_error", "max_turns", "image_budget"} - set(
-            self.status_policy
-        )
-        if missing:
-            raise ValueError(f"train.status_policy lacks statuses {sorted(missing)}")
-        return self
+    @property
+    def engine(self) -> str:
+        """Deprecated name of `training_backend`."""
+        _deprecated("grpo.engine", "grpo.training_backend")
+        return self.training_backend
 
 
-# --------------------------------------------------------------------------- eval
+# --------------------------------------------------------------------------- evaluate
 
 
-class EvalConfig(Section):
-    splits: list[str] = Field(default_factory=lambda: ["test"])
-    greedy: bool = Field(True)
-    pass_k: int = Field(1, ge=1, description="Samples per item for pass@k when not greedy.")
-    max_items: int | None = Field(None, description="Cap on items per split or benchmark.")
-    batch_size: int = Field(16, ge=1)
+class EvaluateConfig(Section):
+    """The `evaluate` stage: the agent on held-out splits and public benchmarks, scored by
+    `miva.scoring`, compared with a baseline model on the same items."""
+
+    splits: list[str] = Field(
+        default_factory=lambda: ["test"],
+        description="Dataset splits to evaluate (test; val to pick checkpoints).",
+    )
+    greedy: bool = Field(
+        True,
+        description="Greedy decoding (one trajectory per item); false samples pass_k "
+        "trajectories at agent.temperature.",
+    )
+    pass_k: int = Field(
+        1,
+        ge=1,
+        description="Trajectories per item when not greedy; adds pass@k (the unbiased "
+        "estimator of Chen et al. 2021). Headline metrics use the first trajectory.",
+    )
+    max_items: int | None = Field(
+        None,
+        description="Cap on items per split or benchmark (None = all). Accuracy near 0.67 has "
+        "a standard error of 3.8 points at 150 items and 1.5 at 1,000: use 1,000+ items to "
+        "claim a gain.",
+    )
+    batch_size: int = Field(16, ge=1, description="Items rolled out together.")
     benchmarks: dict[str, str] = Field(
         default_factory=dict,
-        description="Benchmark name -> folder or s3:// URI in its native layout.",
+        description="Benchmark name -> folder or s3:// URI in its native layout (names: "
+        "`miva bench list`).",
     )
-    baseline: str | None = Field(None, description="Model to compare against on the same items.")
-    output: str = Field(".miva/eval")
+    baseline: str | None = Field(
+        None,
+        description="Model compared on the same items (baseline/... and delta/... metrics). "
+        "The pipeline compares with model.name_or_path when this is unset.",
+    )
+    output: str = Field(
+        ".miva/eval",
+        description="Folder for metrics.json, predictions.parquet, summary.json and "
+        "report.html (local path or s3:// URI).",
+    )
+    attention_diagnostics: bool = Field(
+        False,
+        description=(
+            "After sampling, run one extra forward pass with eager attention over the finished "
+            "trajectories and measure, for every generated token, the share of attention mass "
+            "on image tokens (averaged over heads; per layer and averaged over layers), split "
+            "into tokens before the first tool call and after each tool result that brought "
+            "new images. Logged as eval/<set>/attention/image_share/... and plotted in the "
+            "report. Sampling is unchanged. Default off: the pass costs about one forward per "
+            "trajectory with a full attention matrix per layer (O(length^2) memory for one "
+            "layer at a time). Turn on to check IMAgent's observation (Wang et al., 2025) that "
+            "attention to the image fades as reasoning grows and that look-again tools restore it."
+        ),
+    )
+    attention_max_items: int | None = Field(
+        64,
+        ge=1,
+        description=(
+            "Items per set (first trajectory each) analysed by attention_diagnostics; None for "
+            "all. 64 gives a stable mean at modest cost; raise it for per-task breakdowns."
+        ),
+    )
     trace_samples: int = Field(
         8,
         ge=0,
@@ -886,7 +1131,9 @@ class DeployConfig(Section):
     cpu: str = Field("4", description="CPU request and limit of the predictor.")
     memory: str = Field("32Gi", description="Memory request and limit of the predictor.")
     min_replicas: int = Field(1, ge=0, description="Minimum replicas (0 allows scale to zero).")
-    max_replicas: int = Field(1, ge=1, description="Maximum replicas.")
+    max_replicas: int = Field(
+        1, ge=1, description="Maximum replicas the predictor may scale out to."
+    )
     deployment_mode: Literal["RawDeployment", "Serverless"] = Field(
         "RawDeployment",
         description="KServe deployment mode: RawDeployment (a plain Deployment, no Knative) or "
@@ -919,36 +1166,60 @@ class DeployConfig(Section):
 
 
 class RegistryConfig(Section):
+    """MLflow tracking (one parent run per pipeline run, one child run per stage) and the
+    model registry with its promotion policy (`register` stage, `miva registry`)."""
+
     tracking_uri: str = Field(
-        "sqlite:///.miva/mlflow.db", description="MLflow tracking URI (local SQLite by default)."
+        "sqlite:///.miva/mlflow.db",
+        description="MLflow tracking URI; `$MLFLOW_TRACKING_URI` wins. A local SQLite file "
+        "by default, an http(s) server on a cluster.",
+    )
+    track_runs: bool = Field(
+        True,
+        description="Record each stage as an MLflow run (params, metrics, dataset lineage, "
+        "reports). `--no-tracking` sets false; `register` always tracks.",
     )
     artifact_location: str | None = Field(
-        None, description="Artifact root for new experiments (default: ./.miva/mlartifacts)."
+        None,
+        description="Artifact root for new experiments (default: ./.miva/mlartifacts, or "
+        "the server's own).",
     )
-    experiment: str = Field("miva")
-    model_name: str = Field("miva-agent", description="Registered model name.")
-    primary_metric: str = Field("eval/test/overall/accuracy")
+    experiment: str = Field("miva", description="MLflow experiment the runs are filed under.")
+    model_name: str = Field(
+        "miva-agent", description="Name of the registered model the versions are filed under."
+    )
+    primary_metric: str = Field(
+        "eval/test/overall/accuracy",
+        description="Metric the promotion policy compares (a name from metrics.json).",
+    )
     margin: float = Field(
         0.0,
         ge=0,
-        description="The challenger must beat the champion's primary metric by at least this.",
+        description="The challenger must beat the champion's primary metric by at least this "
+        "to be promoted (e.g. one standard error of the eval set).",
     )
     guards: dict[str, float] = Field(
-        default_factory=dict, description="Guard metric -> largest tolerated drop."
+        default_factory=dict,
+        description="Guard metric -> largest tolerated drop against the champion (e.g. "
+        "`eval/test/overall/invalid_rate`).",
     )
     http_max_retries: int = Field(
         3,
         ge=0,
-        description="Retries of one request to a remote tracking server (backoff between them).",
+        description="Retries of one request to a remote tracking server (exponential backoff "
+        "between them).",
     )
     http_backoff_factor: int = Field(
         1, ge=0, description="Exponential backoff factor between tracking-server retries (s)."
     )
-    http_timeout_s: float = Field(30.0, gt=0, description="Timeout of one tracking-server request.")
+    http_timeout_s: float = Field(
+        30.0, gt=0, description="Timeout of one tracking-server request in seconds."
+    )
     lock_timeout_s: float = Field(
         120.0,
         gt=0,
-        description="Promotion lock: wait this long for another registration; a lock older than this is stale.",
+        description="Promotion lock: wait this long for another registration; a lock older "
+        "than this is taken as left behind by a dead process.",
     )
     deploy: DeployConfig = Field(
         default_factory=DeployConfig,
@@ -1026,20 +1297,37 @@ class ServeConfig(Section):
 
 
 class StorageConfig(Section):
-    max_attempts: int = Field(5, ge=1, description="Attempts per S3 call before giving up.")
-    multipart_threshold_mb: int = Field(64, ge=5)
+    """s3:// transfers (boto3): retries and multipart uploads."""
+
+    max_attempts: int = Field(
+        5, ge=1, description="Attempts per S3 call (standard retry mode) before giving up."
+    )
+    multipart_threshold_mb: int = Field(
+        64,
+        ge=5,
+        description="Objects above this size (MiB) move in parallel multipart chunks.",
+    )
+
+
+# The label Kueue reads on a pod or job to put it in a LocalQueue (pipeline.kueue_queue).
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 class PipelineConfig(Section):
     """The Kubeflow Pipelines DAG: images, GPU scheduling, secrets, submission, multi-node GRPO."""
 
     image_registry: str = Field(
-        "ghcr.io/miva-project", description="Registry that holds the stage images."
+        "ghcr.io/miva-project",
+        description="Registry that holds the stage images (`make images` pushes there).",
     )
     image_tag: str = Field(
-        "latest", description="Stage image tag (make images writes package version + git commit)."
+        "latest",
+        description="Stage image tag; `make images` writes package version + git commit to "
+        "images/tags.env, which `make pipeline-compile` uses.",
     )
-    gpu_type: str = Field("nvidia.com/gpu", description="Accelerator resource name.")
+    gpu_type: str = Field(
+        "nvidia.com/gpu", description="Kubernetes accelerator resource the GPU stages request."
+    )
     gpu_count: int = Field(
         1, ge=0, description="GPUs per GPU stage (per node for multi-node GRPO)."
     )
@@ -1051,26 +1339,50 @@ class PipelineConfig(Section):
         "nvidia.com/gpu", description="Taint key (effect NoSchedule) that GPU stages tolerate."
     )
     shm_size: str = Field(
-        "16Gi", description="Size of the memory-backed /dev/shm mounted into GPU stages."
+        "16Gi",
+        description="Size of the memory-backed /dev/shm mounted into GPU stages (data "
+        "loaders and NCCL need more than the 64Mi default).",
     )
     num_nodes: int = Field(
-        1, ge=1, description="More than 1 submits a Kubeflow Trainer TrainJob for GRPO."
+        1,
+        ge=1,
+        description="Nodes for GRPO; more than 1 submits a Kubeflow Trainer TrainJob that runs "
+        "`miva grpo` under torchrun.",
+    )
+    kueue_queue: str | None = Field(
+        None,
+        description=(
+            "Kueue LocalQueue (in pipeline.namespace) that GPU work queues in: every GPU "
+            "pipeline pod (sft, grpo, evaluate, sweep trials) and the multi-node GRPO TrainJob "
+            "carry the label kueue.x-k8s.io/queue-name=<this> and wait until the ClusterQueue's "
+            "quota admits them. Default None: no label, pods go straight to the scheduler. "
+            "infra/k8s/components/kueue installs the queue `miva-gpu` (docs/queues-and-sweeps.md)."
+        ),
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
     )
     trainer_runtime: str = Field(
         "miva-torch-distributed",
-        description="ClusterTrainingRuntime the multi-node GRPO TrainJob refers to (infra/k8s installs this one; the stock runtime is `torch-distributed`).",
+        description="ClusterTrainingRuntime the multi-node GRPO TrainJob refers to "
+        "(infra/k8s installs this one; the stock runtime is `torch-distributed`).",
     )
     trainjob_poll_s: float = Field(
         15.0, gt=0, description="Seconds between status polls of a multi-node TrainJob."
     )
-    pipeline_root: str | None = Field(None, description="s3:// pipeline root on a cluster.")
+    pipeline_root: str | None = Field(
+        None, description="s3:// pipeline root for artifacts on a cluster."
+    )
     host: str | None = Field(
-        None, description="Kubeflow Pipelines API endpoint; `$KFP_HOST` takes precedence."
+        None,
+        description="Kubeflow Pipelines API endpoint; `$KFP_HOST` wins (`--host` sets this key).",
     )
     namespace: str = Field(
-        "kubeflow", description="Kubernetes namespace of the run (the KFP profile namespace)."
+        "kubeflow",
+        description="Kubernetes namespace of the run (the KFP profile namespace; `--namespace`).",
     )
-    experiment: str = Field("miva", description="KFP experiment the runs are filed under.")
+    experiment: str = Field(
+        "miva", description="KFP experiment the runs are filed under (`--experiment`)."
+    )
     service_account: str = Field(
         "miva-pipeline", description="Kubernetes service account the pipeline pods run as."
     )
@@ -1083,52 +1395,79 @@ class PipelineConfig(Section):
     retries: int = Field(
         2, ge=0, description="Retries of stages that talk to networks (S3, MLflow, hub)."
     )
-    caching: bool = Field(True, description="Cache the data stages (synthesize, validate).")
+    caching: bool = Field(
+        True,
+        description="Let KFP cache the data stages (synthesize, validate): the same config "
+        "gives the same dataset, so a re-run skips them.",
+    )
 
 
 # --------------------------------------------------------------------------- root
 
 
 class MivaConfig(Section):
+    """A whole run: one section per stage and per shared part."""
+
     run_name: str = Field(
-        "miva-tiny", description="Human name of this run (MLflow run name, KFP run name)."
+        "miva-tiny",
+        description="Human name of this run: the MLflow pipeline run and the KFP run are "
+        "named after it.",
     )
-    seed: int = Field(0)
+    seed: int = Field(
+        0,
+        description="Seed of training and evaluation (prompt order, sampling, rollout seeds); "
+        "synthesis has its own (`synthesize.seed`).",
+    )
     workdir: str = Field(
-        ".miva", description="Local working folder for artifacts and the SQLite MLflow store."
+        ".miva",
+        description="Local working folder: `miva pipeline local` writes runs under "
+        "<workdir>/pipeline, and GRPO keeps its run files under <workdir>/grpo-run when its "
+        "output is an s3:// URI.",
     )
-    data: DataConfig = Field(default_factory=DataConfig)
-    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    agent: AgentConfig = Field(default_factory=AgentConfig)
-    reward: RewardConfig = Field(default_factory=RewardConfig)
-    sft: SFTConfig = Field(default_factory=SFTConfig)
-    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    synthesize: SynthesizeConfig = Field(
+        default_factory=SynthesizeConfig, description="The synthesize stage."
+    )
+    validate_: ValidateConfig = Field(
+        default_factory=ValidateConfig, alias="validate", description="The validate stage."
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The starting model.")
+    agent: AgentConfig = Field(default_factory=AgentConfig, description="Tools and rollouts.")
+    reward: RewardConfig = Field(default_factory=RewardConfig, description="GRPO rewards.")
+    sft: SFTConfig = Field(default_factory=SFTConfig, description="The sft stage.")
+    pretrain: PretrainConfig = Field(
+        default_factory=PretrainConfig,
+        description="`miva pretrain`: caption pretraining that builds the tiny-pretrained preset.",
+    )
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="The grpo stage.")
+    evaluate: EvaluateConfig = Field(
+        default_factory=EvaluateConfig, description="The evaluate stage."
+    )
+    registry: RegistryConfig = Field(
+        default_factory=RegistryConfig, description="MLflow tracking and the model registry."
+    )
     serve: ServeConfig = Field(
-        default_factory=ServeConfig,
-        description="`miva serve`: the OpenAI-compatible endpoint.",
+        default_factory=ServeConfig, description="`miva serve`: the OpenAI-compatible endpoint."
     )
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="S3 transfers.")
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig, description="Kubeflow.")
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
-    @model_validator(mode="after")
-    def _check(self) -> MivaConfig:
-        batch = self.train.prompts_per_step * self.train.group_size
-        if batch % self.train.micro_batch_size and self.train.micro_batch_size < batch:
-            raise ValueError(
-                f"train.prompts_per_step * train.group_size = {batch} trajectories is not divisible by "
-                f"train.micro_batch_size = {self.train.micro_batch_size}; pick a micro batch that divides it"
-            )
-        return self
+    # Deprecated Python names of renamed sections (the YAML keys go through RENAMED).
+    @property
+    def data(self) -> SynthesizeConfig:
+        _deprecated("cfg.data", "cfg.synthesize")
+        return self.synthesize
 
     @property
-    def validate_cfg(self) -> ValidateConfig:
-        return self.validate_
+    def train(self) -> GRPOConfig:
+        _deprecated("cfg.train", "cfg.grpo")
+        return self.grpo
+
+    @property
+    def eval(self) -> EvaluateConfig:
+        _deprecated("cfg.eval", "cfg.evaluate")
+        return self.evaluate
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
@@ -1137,6 +1476,171 @@ class MivaConfig(Section):
         """Stable hash of the resolved config (MLflow tag `config_hash`)."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------- cross-field checks
+#
+# Every rule that relates two or more fields, in one place. Each raises ValueError with a
+# message that names the keys and says what to change; `Section` runs the rules of its
+# class whenever one is built or assigned.
+
+
+def _check_tasks(s: SynthesizeConfig) -> None:
+    unknown = sorted(set(s.tasks) - set(TASKS))
+    if unknown:
+        raise ValueError(f"synthesize.tasks has unknown task(s) {unknown}; known: {list(TASKS)}")
+
+
+def _check_images_per_sample(s: SynthesizeConfig) -> None:
+    lo, hi = s.images_per_sample
+    if not 2 <= lo <= hi <= 6:
+        raise ValueError(
+            f"synthesize.images_per_sample must satisfy 2 <= min <= max <= 6, got {s.images_per_sample}"
+        )
+
+
+def _check_splits(s: SynthesizeConfig) -> None:
+    if abs(sum(s.splits.values()) - 1.0) > 1e-6:
+        raise ValueError(f"synthesize.splits fractions must sum to 1, got {sum(s.splits.values())}")
+
+
+def _check_question_chars(v: ValidateConfig) -> None:
+    lo, hi = v.question_chars
+    if not 0 <= lo <= hi:
+        raise ValueError(
+            f"validate.question_chars must satisfy 0 <= min <= max, got {v.question_chars}"
+        )
+
+
+def _check_image_count(v: ValidateConfig) -> None:
+    lo, hi = v.image_count
+    if not 1 <= lo <= hi:
+        raise ValueError(f"validate.image_count must satisfy 1 <= min <= max, got {v.image_count}")
+
+
+def _check_clip(g: GRPOConfig) -> None:
+    if g.eps_high < g.eps_low:
+        raise ValueError(f"grpo.eps_high ({g.eps_high}) must be >= grpo.eps_low ({g.eps_low})")
+
+
+def _check_status_policy(g: GRPOConfig) -> None:
+    missing = set(STATUSES) - set(g.status_policy)
+    if missing:
+        raise ValueError(f"grpo.status_policy lacks statuses {sorted(missing)}")
+
+
+def _check_micro_batch(g: GRPOConfig) -> None:
+    batch = g.prompts_per_step * g.group_size
+    if batch % g.micro_batch_size and g.micro_batch_size < batch:
+        raise ValueError(
+            f"grpo.prompts_per_step * grpo.group_size = {batch} trajectories is not divisible "
+            f"by grpo.micro_batch_size = {g.micro_batch_size}; pick a micro batch that divides it"
+        )
+
+
+def _check_python_service(p: PythonToolConfig) -> None:
+    if p.backend == "service" and not p.service_url:
+        raise ValueError(
+            "agent.python.backend is `service` but agent.python.service_url is not set; "
+            "set it to the sandbox service's URL (e.g. http://miva-sandbox:8080)"
+        )
+
+
+def _check_judge_prompt(r: RewardConfig) -> None:
+    missing = [k for k in ("{question}", "{references}", "{answer}") if k not in r.judge.prompt]
+    if "judge" in r.weights and missing:
+        raise ValueError(f"reward.judge.prompt lacks the placeholder(s) {missing}")
+
+
+def _check_pass_k(e: EvaluateConfig) -> None:
+    if e.greedy and e.pass_k > 1:
+        raise ValueError(
+            f"evaluate.pass_k = {e.pass_k} needs evaluate.greedy = false (greedy decoding "
+            "gives one answer per item)"
+        )
+
+
+CHECKS: dict[type[Section], tuple[Callable[[Any], None], ...]] = {
+    SynthesizeConfig: (_check_tasks, _check_images_per_sample, _check_splits),
+    ValidateConfig: (_check_question_chars, _check_image_count),
+    PythonToolConfig: (_check_python_service,),
+    RewardConfig: (_check_judge_prompt,),
+    GRPOConfig: (_check_clip, _check_status_policy, _check_micro_batch),
+    EvaluateConfig: (_check_pass_k,),
+}
+
+
+# --------------------------------------------------------------------------- loading
+
+# Old key -> new key. Old keys still load (presets and --set) with a warning naming the new
+# one; a section rename carries every key under it.
+RENAMED: dict[str, str] = {
+    "data": "synthesize",
+    "train": "grpo",
+    "eval": "evaluate",
+    "agent.engine": "agent.rollout_engine",
+    "agent.sandbox": "agent.python",
+    "grpo.engine": "grpo.training_backend",
+}
+
+
+def renamed_path(path: list[str]) -> list[str]:
+    """`["train", "engine"]` -> `["grpo", "training_backend"]`; unchanged when nothing matches."""
+    out = list(path)
+    for old, new in RENAMED.items():
+        parts = old.split(".")
+        if out[: len(parts)] == parts:
+            out = new.split(".") + out[len(parts) :]
+    return out
+
+
+def _rename_tree(tree: dict[str, Any], source: str) -> dict[str, Any]:
+    """The preset tree with renamed keys moved to their new place (a warning each)."""
+    flat = dict(_leaves(tree))
+    out: dict[str, Any] = {}
+    moved: dict[str, str] = {}
+    for path, value in flat.items():
+        new = renamed_path(list(path))
+        if new != list(path):
+            moved[".".join(path)] = ".".join(new)
+            if tuple(new) in flat:
+                raise ConfigError(
+                    f"{source}: both {'.'.join(path)} (deprecated) and {'.'.join(new)} are set; "
+                    f"keep {'.'.join(new)}"
+                )
+        apply_override(out, new, value)
+    for old, new in moved.items():
+        warnings.warn(
+            f"{source}: config key {old} is deprecated; use {new}", FutureWarning, stacklevel=4
+        )
+    return out
+
+
+def _leaves(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple, Any]]:
+    for key, value in tree.items():
+        if isinstance(value, dict) and value and _is_section((*prefix, key)):
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key), value
+
+
+def _is_section(path: tuple[str, ...]) -> bool:
+    """Whether `path` (new or old spelling) names a config section rather than a dict field."""
+    model: type[BaseModel] = MivaConfig
+    for part in renamed_path(list(path)):
+        field = {f.alias or n: f for n, f in model.model_fields.items()}.get(part)
+        if field is None or not _section_type(field.annotation):
+            return False
+        model = field.annotation  # type: ignore[assignment]
+    return True
+
+
+def _section_type(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def preset_path(preset: str | Path) -> Path:
@@ -1151,7 +1655,8 @@ def preset_path(preset: str | Path) -> Path:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """`train.lr=1e-5` -> (["train", "lr"], 1e-05). Values are parsed as YAML scalars/lists."""
+    """`grpo.lr=1e-5` -> (["grpo", "lr"], 1e-05). Values are parsed as YAML scalars/lists;
+    a deprecated key comes back under its new name (with a warning)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.path=value")
     key, raw = text.split("=", 1)
@@ -1162,7 +1667,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
-    return path, value
+    new = renamed_path(path)
+    if new != path:
+        warnings.warn(
+            f"--set {'.'.join(path)}: deprecated key; use {'.'.join(new)}",
+            FutureWarning,
+            stacklevel=2,
+        )
+    return new, value
 
 
 def apply_override(tree: dict[str, Any], path: list[str], value: Any) -> None:
@@ -1192,7 +1704,10 @@ def load_config(
         raise ConfigError(f"{path}: invalid YAML: {_one_line_yaml_error(exc)}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    origins = _preset_origins(text, path)
+    tree = _rename_tree(tree, str(path))
+    origins = {
+        tuple(renamed_path(list(key))): where for key, where in _preset_origins(text, path).items()
+    }
     for text_override in overrides or []:
         key, value = parse_override(text_override)
         apply_override(tree, key, value)
@@ -1256,19 +1771,74 @@ def config_from_dict(
         raise ConfigError("invalid config: " + "; ".join(problems)) from None
 
 
-def describe(
+# --------------------------------------------------------------------------- documentation
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """One setting as `miva config show` and docs/configuration.md present it."""
+
+    key: str  # dotted, e.g. grpo.lr
+    type: str  # e.g. float, "fine" | "coarse", list[str]
+    default: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class SectionDoc:
+    key: str  # dotted section key, "" for the root
+    description: str
+    fields: tuple[FieldDoc, ...]
+
+
+def sections(
     model: type[BaseModel] = MivaConfig, values: BaseModel | None = None, prefix: str = ""
-) -> list[str]:
-    """Lines `key = value  # description` for `miva config show`."""
-    out: list[str] = []
+) -> list[SectionDoc]:
+    """Every section (the root first, then nested ones in order) with its leaf fields; each
+    field's `default` is its value in `values` when given, else the declared default."""
+    fields: list[FieldDoc] = []
+    nested: list[SectionDoc] = []
     for name, field in model.model_fields.items():
-        key = field.alias or name
-        value = getattr(values, name) if values is not None else field.default
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            out.append(f"[{prefix}{key}]")
-            out.extend(describe(annotation, value, prefix=f"{prefix}{key}."))
+        key = f"{prefix}{field.alias or name}"
+        value = getattr(values, name) if values is not None else _default(field)
+        if _section_type(field.annotation):
+            nested += sections(field.annotation, value, prefix=f"{key}.")
             continue
-        doc = f"  # {field.description}" if field.description else ""
-        out.append(f"{prefix}{key} = {json.dumps(value, default=str)}{doc}")
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        fields.append(FieldDoc(key, type_name(field.annotation), value, field.description or ""))
+    doc = " ".join((model.__doc__ or "").split())
+    return [SectionDoc(prefix.rstrip("."), doc, tuple(fields)), *nested]
+
+
+def _default(field: Any) -> Any:
+    value = field.get_default(call_default_factory=True)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def type_name(annotation: Any) -> str:
+    """A readable type: `int`, `str | None`, `"fine" | "coarse"`, `dict[str, float]`."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return " | ".join(json.dumps(a) for a in get_args(annotation))
+    if origin is not None and type(None) in get_args(annotation):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        return " | ".join(type_name(a) for a in inner) + " | None"
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(type_name(a) for a in get_args(annotation))}]"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def describe(values: MivaConfig | None = None) -> list[str]:
+    """`miva config show`: `[section]` headings with their purpose, then
+    `key = value  # description` per setting (values resolved when `values` is given)."""
+    out: list[str] = []
+    for sec in sections(values=values):
+        if sec.key:
+            out += ["", f"[{sec.key}]"]
+        if sec.description:
+            out.append(f"# {sec.description}")
+        for f in sec.fields:
+            out.append(f"{f.key} = {json.dumps(f.default, default=str)}  # {f.description}")
     return out

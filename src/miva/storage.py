@@ -5,6 +5,8 @@
     check_writable                                      can a destination be written at all
     upload_file / download_file                         one file, skipped when unchanged
     upload_dir / download_dir                           a folder, file by file
+    local_dir(dest)        write here, upload there: a local folder for a stage's output
+    localize(uri, kind)    read here: a local folder holding a path or a cached download
 
 The endpoint and credentials come from the standard AWS environment variables
 (`AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -31,6 +33,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -427,3 +430,32 @@ def download_dir(uri: str | Path, dest: str | Path) -> Path:
     if not found:
         raise StorageError(f"{uri}: no objects under this prefix")
     return dest
+
+
+# ---------------------------------------------------------------------------- stage folders
+
+
+@contextmanager
+def local_dir(dest: str | Path, prefix: str = "miva-out-") -> Iterator[Path]:
+    """A local folder to write `dest`'s contents into: `dest` itself when it is a local path,
+    else a temporary folder that is uploaded to the s3:// URI `dest` when the block ends
+    without an error (and removed either way). Write here, upload there, in one place.
+    """
+    if not is_remote(dest):
+        yield Path(dest)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        folder = Path(tmp) / "out"
+        folder.mkdir()
+        yield folder
+        upload_dir(folder, dest)
+
+
+def localize(uri: str | Path, kind: str = "data") -> Path:
+    """A local folder holding `uri`: the path itself, or a download of the s3:// URI cached
+    under `$TMPDIR/miva-<kind>/<hash of the URI>` (files already there are not fetched again).
+    """
+    if not is_remote(uri):
+        return Path(uri)
+    key = hashlib.sha256(str(uri).encode()).hexdigest()[:16]
+    return download_dir(uri, Path(tempfile.gettempdir()) / f"miva-{kind}" / key)

@@ -126,8 +126,6 @@ def test_coordinate_conversions_by_hand():
     assert coords.from_model([28, 28, 56, 56], F448, "qwen2.5-vl") == [112, 112, 224, 224]
     # Qwen2-VL: 112/448*1000 = 250.
     assert coords.to_model([112, 112, 224, 224], F448, "qwen2-vl") == [250, 250, 500, 500]
-    assert coords.to_relative([112, 0, 224, 448], 448, 448) == [0.25, 0.0, 0.5, 1.0]
-    assert coords.from_relative([0.25, 0.0, 0.5, 1.0], 448, 448) == [112, 0, 224, 448]
     # a 112x112 crop of image 1 taken at [100, 100, 200, 200] (scale 100/112)
     crop = Frame(112, 112, 112, 112, origin=(1, (100.0, 100.0, 200.0, 200.0)))
     k, box = coords.to_source([0, 0, 56, 112], crop)

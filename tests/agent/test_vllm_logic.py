@@ -109,10 +109,11 @@ def _engine(processor, tiny_dir, **kw):
 def _request(processor, images):
     from miva.agent.assembly import SequenceBuilder, encode_image
     from miva.agent.engines.base import GenRequest
+    from miva.agent.format import user_prompt
 
     b = SequenceBuilder(processor)
     encoded = [encode_image(img, processor) for img in images]
-    b.start("system", "Image 1: <image>\nImage 2: <image>\nWhich one?", encoded)
+    b.start("system", user_prompt("Which one?", len(encoded)), encoded)
     return GenRequest(
         token_ids=list(b.token_ids),
         pixel_values=b.pixel_values(),

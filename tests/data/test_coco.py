@@ -8,7 +8,7 @@ import logging
 import pytest
 from PIL import Image, ImageDraw
 
-from miva.config import DataConfig
+from miva.config import SynthesizeConfig
 from miva.data.coco import load_coco, synthesize_coco
 from miva.data.synth.solver import rederive
 from miva.errors import DataError
@@ -92,7 +92,7 @@ def test_unreadable_json_and_missing_folder(tmp_path):
 
 def test_coco_samples_rederive_and_keep_splits_apart(tmp_path):
     root, _ = _coco_folder(tmp_path)
-    cfg = DataConfig(
+    cfg = SynthesizeConfig(
         n=16,
         seed=1,
         workers=1,

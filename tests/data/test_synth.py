@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from miva.config import TASKS, DataConfig
+from miva.config import TASKS, SynthesizeConfig
 from miva.data.io import dataset_digest
 from miva.data.synth.generate import sample_seed, split_plan, synthesize
 from miva.data.synth.scene import ImageSpec, Obj, Scene, caption, describe
@@ -20,9 +20,9 @@ from miva.data.synth.verifier import (
 )
 
 
-def _cfg(**kw) -> DataConfig:
+def _cfg(**kw) -> SynthesizeConfig:
     base = {"n": 42, "image_size": 112, "images_per_sample": (2, 4), "workers": 1, "seed": 5}
-    return DataConfig(**{**base, **kw})
+    return SynthesizeConfig(**{**base, **kw})
 
 
 def _digest(samples) -> str:

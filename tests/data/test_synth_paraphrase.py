@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import pytest
 
-from miva.config import DataConfig, ParaphraseConfig
+from miva.config import ParaphraseConfig, SynthesizeConfig
 from miva.data.synth.generate import synthesize
 from miva.data.synth.paraphrase import accept, paraphrase_one
 
@@ -63,9 +63,9 @@ def _cfg(server) -> ParaphraseConfig:
 def test_rewrites_keep_answers(stand_in):
     _StandIn.mode = "good"
     base = {"n": 14, "image_size": 112, "workers": 1, "seed": 2}
-    plain = synthesize(DataConfig(**base), progress=False).samples
+    plain = synthesize(SynthesizeConfig(**base), progress=False).samples
     para = synthesize(
-        DataConfig(**base, paraphrase=_cfg(stand_in).model_dump()), progress=False
+        SynthesizeConfig(**base, paraphrase=_cfg(stand_in).model_dump()), progress=False
     ).samples
     assert len(_StandIn.requests) == 14
     assert _StandIn.requests[0]["path"] == "/v1/chat/completions"

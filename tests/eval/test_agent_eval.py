@@ -14,16 +14,19 @@ from miva.eval.runner import benchmark_digest, regroup, split_digest
 from tests.eval.test_mig_bench import _folder as mig_folder
 
 FAST = ["--set", "agent.max_new_tokens=16", "--set", "agent.max_turns=2", "--max-items", "2"]
+FAST += ["--no-tracking"]
 STATUSES = {"ok", "truncated", "malformed", "tool_error", "max_turns", "image_budget"}
 
 
 @pytest.fixture(scope="module")
 def synth_dataset(tmp_path_factory):
-    from miva.data.synth import run_synth
+    from miva.data.synth.build import run_synth
 
-    cfg = load_config("tiny-cpu", ["data.n=30", "data.image_size=112", "data.workers=1"])
+    cfg = load_config(
+        "tiny-cpu", ["synthesize.n=30", "synthesize.image_size=112", "synthesize.workers=1"]
+    )
     out = tmp_path_factory.mktemp("synth") / "ds"
-    run_synth(cfg.data, out, progress=False)
+    run_synth(cfg.synthesize, out, progress=False)
     return out
 
 
@@ -39,7 +42,7 @@ def test_eval_dataset_with_baseline_writes_metrics_predictions_report(
     synth_dataset, other_model, tmp_path, capsys
 ):
     out = tmp_path / "eval"
-    args = ["eval", "--model", "tiny-random", "--dataset", str(synth_dataset)]
+    args = ["evaluate", "--model", "tiny-random", "--dataset", str(synth_dataset)]
     args += ["--baseline", str(other_model), "--out", str(out), *FAST]
     assert main(args) == 0
     printed = capsys.readouterr().out
@@ -79,7 +82,8 @@ def test_eval_dataset_with_baseline_writes_metrics_predictions_report(
 def test_eval_mig_bench_native_folder(tmp_path, capsys):
     folder = mig_folder(tmp_path)
     out = tmp_path / "eval"
-    args = ["eval", "--bench", "mig-bench", "--path", str(folder), "--out", str(out), *FAST]
+    args = ["evaluate", "--model", "tiny-random", "--bench", "mig-bench", "--path", str(folder)]
+    args += ["--out", str(out), *FAST]
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert "eval/mig-bench/overall/acc_iou50" in metrics
@@ -91,35 +95,43 @@ def test_eval_mig_bench_native_folder(tmp_path, capsys):
     assert summary["mig-bench"]["items"] == 2
 
 
-def test_metrics_and_report_go_to_the_active_mlflow_run(tmp_path, monkeypatch):
-    """A real MLflow tracking store (SQLite file) and the scripted generator of
-    test_runner (no model): metrics with MLflow-safe names, the digest tag, the report."""
-    import mlflow
+def test_the_evaluate_stage_logs_metrics_digests_and_report_to_its_mlflow_run(tmp_path):
+    """The evaluate stage with a real MLflow tracking store (SQLite file) and the scripted
+    generator of test_runner (no model): metrics with MLflow-safe names, the digest tag,
+    the report, and the outputs in the folder."""
+    from mlflow import MlflowClient
 
-    from miva.eval.runner import run_eval
+    from miva import stages
     from tests.eval.test_runner import _dataset, _factory, _policy
 
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     ds, _ = _dataset(tmp_path)
-    cfg = load_config("tiny-cpu", ["eval.greedy=false", "eval.pass_k=2"])
-    try:
-        with mlflow.start_run() as run:
-            result, _paths = run_eval(
-                cfg, "main", tmp_path / "out", dataset=str(ds), generate_factory=_factory(_policy)
-            )
-    finally:
-        mlflow.set_tracking_uri(None)
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    logged = client.get_run(run.info.run_id)
-    assert logged.data.metrics["eval/test/overall/accuracy"] == 1.0
-    assert (
-        logged.data.metrics["eval/test/overall/pass_2"]
-        == result.metrics["eval/test/overall/pass@2"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = load_config(
+        "tiny-cpu",
+        ["evaluate.greedy=false", "evaluate.pass_k=2", f"registry.tracking_uri={uri}"],
     )
-    assert logged.data.tags["miva.eval/test/digest"] == result.digests["eval/test/digest"]
-    artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "report")]
-    assert artifacts == ["report/report.html"]
+    result = stages.evaluate(
+        cfg, "main", tmp_path / "out", dataset=ds, generate_factory=_factory(_policy)
+    )
+    assert result.metrics["eval/test/overall/accuracy"] == 1.0
+    assert result.summary.startswith("eval/test/overall/accuracy 1.0000")
+    assert (tmp_path / "out" / "metrics.json").exists()
+    client = MlflowClient(uri)
+    (run,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string="tags.`miva.stage` = 'evaluate'",
+    )
+    assert run.data.metrics["eval/test/overall/accuracy"] == 1.0
+    assert (
+        run.data.metrics["eval/test/overall/pass_2"] == result.metrics["eval/test/overall/pass@2"]
+    )
+    digest = result.value.digests["eval/test/digest"]
+    assert run.data.tags["miva.eval/test/digest"] == digest
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "report")] == [
+        "report/report.html"
+    ]
+    (lineage,) = run.inputs.dataset_inputs
+    assert {t.key: t.value for t in lineage.tags}["mlflow.data.context"] == "eval"
 
 
 def test_regroup_is_sample_major():
@@ -152,11 +164,13 @@ def test_report_puts_the_overall_bar_last():
 
 def test_dataset_scorer_converts_a_miva_dataset_folder(tmp_path):
     from miva.config import load_config
-    from miva.data.synth import run_synth
-    from miva.eval.scoring import DatasetScorer
+    from miva.data.synth.build import run_synth
+    from miva.eval.dataset_scorer import DatasetScorer
 
-    cfg = load_config("tiny-cpu", ["data.n=20", "data.image_size=112", "data.workers=1"])
-    info = run_synth(cfg.data, tmp_path / "ds")
+    cfg = load_config(
+        "tiny-cpu", ["synthesize.n=20", "synthesize.image_size=112", "synthesize.workers=1"]
+    )
+    info = run_synth(cfg.synthesize, tmp_path / "ds")
     converted = DatasetScorer().convert(tmp_path / "ds", limit=5)
     assert len(converted.samples) == 5 and not converted.skipped
     assert len(DatasetScorer().convert(tmp_path / "ds").samples) == info.total

@@ -286,6 +286,9 @@ def test_registry_lists_every_adapter():
         "mat-coding",
         "hr-bench",
         "vstar",
+        "mmsi-bench",
+        "treebench",
+        "visualprobe",
     }
     for name in BENCHMARKS:
         text = get_benchmark(name).describe()

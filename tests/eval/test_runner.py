@@ -11,6 +11,7 @@ from miva.agent.trajectory import ToolCall, Trajectory, Turn
 from miva.config import load_config
 from miva.data.io import write_dataset
 from miva.data.schema import Evidence, Sample
+from miva.eval.outputs import write_outputs
 from miva.eval.runner import run_eval
 from tests.eval.native import png
 from tests.eval.test_mig_bench import _folder as mig_folder
@@ -105,15 +106,15 @@ def _policy(model, sample, j):
 def test_run_eval_dataset_and_benchmark_with_baseline(tmp_path):
     ds, _ = _dataset(tmp_path)
     cfg = load_config("tiny-cpu")
-    _result, paths = run_eval(
+    result = run_eval(
         cfg,
         "main",
-        tmp_path / "out",
         dataset=str(ds),
         benches={"mig-bench": str(mig_folder(tmp_path))},
         baseline="base",
         generate_factory=_factory(_policy),
     )
+    paths = write_outputs(result, tmp_path / "out")
     m = json.loads(paths["metrics"].read_text())
     # dataset: main 3/3 right (IoU 0.5 counts); baseline: 1 of 2 selections, no box -> 1/3
     assert m["eval/test/overall/accuracy"] == 1.0
@@ -164,16 +165,14 @@ def test_run_eval_dataset_and_benchmark_with_baseline(tmp_path):
 
 def test_pass_at_k_when_sampling(tmp_path):
     ds, _samples = _dataset(tmp_path)
-    cfg = load_config("tiny-cpu", ["eval.greedy=false", "eval.pass_k=3"])
+    cfg = load_config("tiny-cpu", ["evaluate.greedy=false", "evaluate.pass_k=3"])
 
     def policy(model, sample, j):  # right only on the third sample of the first item
         if sample.answer == 1 and j == 2:
             return ("1", (), 1)
         return ("9", (), 1)
 
-    result, _ = run_eval(
-        cfg, "m", tmp_path / "out", dataset=str(ds), generate_factory=_factory(policy)
-    )
+    result = run_eval(cfg, "m", dataset=str(ds), generate_factory=_factory(policy))
     m = result.metrics
     # item 1: c=1 of n=3 -> pass@3 = 1; the others 0 -> overall 1/3; first-sample accuracy 0
     assert m["eval/test/overall/pass@3"] == pytest.approx(1 / 3)

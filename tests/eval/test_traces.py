@@ -1,4 +1,4 @@
-"""Trajectories as MLflow traces on the local SQLite store: an evaluation inside a stage run
+"""Trajectories as MLflow traces on the local SQLite store: the evaluate stage's run
 records one trace per trajectory with model-turn and tool-call spans (crops attached),
 and `register` tags them with the version it creates."""
 
@@ -32,7 +32,7 @@ def local_cfg(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for var in ("MLFLOW_TRACKING_URI", "MIVA_PARENT_RUN_ID", "KFP_RUN_ID"):
         monkeypatch.delenv(var, raising=False)
-    return load_config("tiny-cpu", ["eval.trace_samples=2"])
+    return load_config("tiny-cpu", ["evaluate.trace_samples=2"])
 
 
 def test_trace_of_one_trajectory_has_turn_and_tool_spans_with_crops(tiny, local_cfg):
@@ -86,9 +86,10 @@ def test_trace_of_one_trajectory_has_turn_and_tool_spans_with_crops(tiny, local_
 def test_evaluation_records_traces_and_registration_links_them(tiny, local_cfg, tmp_path):
     from miva.data.io import write_dataset
     from miva.data.schema import Sample
-    from miva.eval.runner import regroup, run_eval
+    from miva.eval.runner import regroup
     from miva.registry import registry as reg
-    from miva.registry.tracking import pipeline_run, stage_run
+    from miva.registry.tracking import pipeline_run
+    from miva.stages import evaluate
 
     folder, _, processor = tiny
     samples = [
@@ -111,20 +112,17 @@ def test_evaluation_records_traces_and_registration_links_them(tiny, local_cfg, 
         return generate
 
     with pipeline_run(local_cfg) as parent:
-        with stage_run(local_cfg, "evaluate") as run:
-            run_eval(
-                local_cfg,
-                "tiny",
-                tmp_path / "eval",
-                dataset=str(tmp_path / "ds"),
-                generate_factory=factory,
-            )
-            eval_run, experiment = run.info.run_id, run.info.experiment_id
+        evaluate(
+            local_cfg, "tiny", tmp_path / "eval", dataset=tmp_path / "ds", generate_factory=factory
+        )
+        run = mlflow.last_active_run()  # the evaluate stage's run
+        assert run.data.tags["miva.stage"] == "evaluate"
+        eval_run, experiment = run.info.run_id, run.info.experiment_id
         registration = reg.register_model(
             local_cfg, folder, {"eval/test/overall/accuracy": 0.5}, eval_digest="d1"
         )
     traces = mlflow.search_traces(experiment_ids=[experiment], run_id=eval_run, return_type="list")
-    assert len(traces) == 2  # eval.trace_samples per set
+    assert len(traces) == 2  # evaluate.trace_samples per set
     for trace in traces:
         info = trace.info
         assert info.tags["miva.source"] == "eval" and info.tags["miva.set"] == "test"

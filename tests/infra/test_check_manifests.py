@@ -143,7 +143,7 @@ def test_missing_pieces_are_each_reported(check_manifests):
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
-@pytest.mark.parametrize("overlay", ["dev", "prod", "prod-karpenter"])
+@pytest.mark.parametrize("overlay", ["dev", "prod", "prod-karpenter", "prod-kueue"])
 def test_committed_overlays_render_and_pass(check_manifests, tmp_path, overlay):
     k8s = tmp_path / "k8s"
     shutil.copytree(REPO / "infra" / "k8s", k8s)

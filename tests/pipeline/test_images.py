@@ -11,7 +11,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-import components
+from miva.pipeline import components
 from miva.pipeline.images import IMAGE_EXTRAS, IMAGES, STAGE_IMAGE, image_ref, read_tags
 
 ROOT = Path(__file__).resolve().parents[2]

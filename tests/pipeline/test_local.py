@@ -13,26 +13,27 @@ from miva.pipeline.local import LocalRunError, run_local
 
 # A few dozen samples, a handful of SFT/GRPO steps, a small eval.
 SMOKE = [
-    "data.n=40",
-    "data.workers=1",
+    "synthesize.n=40",
+    "synthesize.workers=1",
     "sft.steps=2",
     "sft.batch_size=4",
-    "train.steps=1",
-    "train.prompts_per_step=2",
-    "train.group_size=2",
-    "train.micro_batch_size=4",
-    "train.checkpoint_every=1",
+    "grpo.steps=1",
+    "grpo.prompts_per_step=2",
+    "grpo.group_size=2",
+    "grpo.micro_batch_size=4",
+    "grpo.checkpoint_every=1",
     "agent.max_turns=2",
     "agent.max_new_tokens=12",
-    "eval.max_items=6",
+    "evaluate.max_items=6",
 ]
 
 
-def _run(tmp_path, monkeypatch, overrides, preset="tiny-cpu"):
+def _run(tmp_path, monkeypatch, overrides, preset="tiny-cpu", console=None):
     monkeypatch.chdir(tmp_path)  # .miva/ (MLflow SQLite, artifacts) lands here
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = load_config(preset, overrides)
-    return run_local(cfg, preset, overrides, pipeline_root=tmp_path / "runs")
+    echo = console.append if console is not None else print
+    return run_local(cfg, preset, overrides, pipeline_root=tmp_path / "runs", echo=echo)
 
 
 def _check_summary(summary, tmp_path):
@@ -67,9 +68,18 @@ def _check_mlflow_runs(tmp_path):
     assert {t.get("miva.kfp_task_name") for t in tags.values()} >= {"synthesize", "validate", "sft"}
 
 
-def test_local_run_end_to_end_smoke(tmp_path, monkeypatch):
-    summary = _run(tmp_path, monkeypatch, SMOKE)
+def test_local_run_end_to_end_smoke(tmp_path, monkeypatch, capsys):
+    console: list[str] = []
+    summary = _run(tmp_path, monkeypatch, SMOKE, console=console)
     _check_summary(summary, tmp_path)
+    # the console: a header, then one line as each of the 7 tasks starts and one as it ends
+    assert len(console) == 1 + 2 * 7, console
+    assert all(" done " in line for line in console[2::2]), console
+    assert capsys.readouterr().out == ""  # kfp.local's own output went to the logs
+    assert summary.logs == summary.run_dir / "logs"
+    tasks = {p.stem for p in summary.logs.glob("*.log")}
+    assert {"executor", "configure", "synthesize", "validate", "sft", "grpo"} <= tasks
+    assert "Got executor_input" in (summary.logs / "synthesize.log").read_text()
 
 
 def test_stage_failure_stops_the_run_with_its_message(tmp_path, monkeypatch):
@@ -78,11 +88,13 @@ def test_stage_failure_stops_the_run_with_its_message(tmp_path, monkeypatch):
         _run(
             tmp_path,
             monkeypatch,
-            ["data.n=16", "data.workers=1", "validate.question_chars=[1000, 2000]"],
+            ["synthesize.n=16", "synthesize.workers=1", "validate.question_chars=[1000, 2000]"],
         )
     message = str(err.value)
     assert message.startswith("stage validate failed: miva validate:")
     (run_dir,) = (tmp_path / "runs").glob("miva-*")
+    assert f"its log: {run_dir / 'logs' / 'validate.log'}" in message
+    assert "failed the gate" in (run_dir / "logs" / "validate.log").read_text()
     assert (run_dir / "synthesize" / "dataset" / "dataset.json").exists()  # earlier artifacts stay
     assert not any(p.name.startswith(("sft", "grpo")) for p in run_dir.iterdir())
 

@@ -21,7 +21,7 @@ from tests.pipeline.standin import StandIn
 def package(tmp_path_factory):
     cfg = load_config("tiny-cpu")
     out = tmp_path_factory.mktemp("pkg") / "pipeline.yaml"
-    return submit.compile_pipeline(cfg, "tiny-cpu", ["train.steps=3"], out)
+    return submit.compile_pipeline(cfg, "tiny-cpu", ["grpo.steps=3"], out)
 
 
 def _kfp_api(standin: StandIn, runs=lambda r: (200, {"run_id": "run-42"})) -> None:
@@ -54,7 +54,7 @@ def test_submit_sends_the_compiled_pipeline_with_auth(package, monkeypatch):
     assert "kubernetes" in run.body["pipeline_spec"]["platform_spec"]["platforms"]
     assert spec["pipelineInfo"]["name"] == "miva"
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert params["overrides"]["defaultValue"] == '["train.steps=3"]'
+    assert params["overrides"]["defaultValue"] == '["grpo.steps=3"]'
     assert params["preset"]["defaultValue"] == "tiny-cpu"
 
 
@@ -112,9 +112,9 @@ def test_wait_prints_status_lines_until_the_run_ends():
 
 def test_bad_override_fails_before_anything_is_compiled(tmp_path, capsys):
     out = tmp_path / "p.yaml"
-    rc = main(["pipeline", "run", "--set", "train.nope=1", "--output", str(out)])
+    rc = main(["pipeline", "run", "--set", "grpo.nope=1", "--output", str(out)])
     err = capsys.readouterr().err
-    assert rc == 2 and "train.nope" in err and not out.exists()
+    assert rc == 2 and "grpo.nope" in err and not out.exists()
 
 
 def test_missing_host_is_named(tmp_path, capsys, monkeypatch):

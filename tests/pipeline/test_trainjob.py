@@ -9,7 +9,7 @@ from miva.pipeline import trainjob
 from miva.pipeline.trainjob import TrainJobError, render_trainjob, train_args, trainjob_name
 from tests.pipeline.standin import StandIn
 
-OVERRIDES = ["pipeline.num_nodes=4", "pipeline.gpu_count=8", "train.lr=1e-6"]
+OVERRIDES = ["pipeline.num_nodes=4", "pipeline.gpu_count=8", "grpo.lr=1e-6"]
 
 
 @pytest.fixture
@@ -48,8 +48,8 @@ def test_manifest_runs_the_train_image_with_the_same_arguments(cfg):
     assert t["image"] == "reg.example/miva-gpu:0.1.0-abc"
     assert t["command"] == ["torchrun", "-m", "miva.cli"]
     assert t["args"] == [
-        "train", "-c", "qwen2.5-vl-7b-gpu",
-        "--set", "pipeline.num_nodes=4", "--set", "pipeline.gpu_count=8", "--set", "train.lr=1e-6",
+        "grpo", "-c", "qwen2.5-vl-7b-gpu",
+        "--set", "pipeline.num_nodes=4", "--set", "pipeline.gpu_count=8", "--set", "grpo.lr=1e-6",
         "--dataset", "s3://b/run/validate/validated/clean", "--out", "s3://b/run/grpo/model",
     ]  # fmt: skip
     assert t["numNodes"] == 4 and t["numProcPerNode"] == 8
@@ -213,7 +213,7 @@ def test_train_distributed_submits_follows_and_copies_the_model(cfg, tmp_path, m
     body = api_server.requests[0].body
     assert body["spec"]["trainer"]["args"][-2:] == ["--model", "s3://runs/r/sft/model"]
     assert body["spec"]["trainer"]["args"][:5] == [
-        "train",
+        "grpo",
         "-c",
         "qwen2.5-vl-7b-gpu",
         "--set",

@@ -171,3 +171,25 @@ def test_registry_deploy_cli_on_the_local_registry(tmp_path, monkeypatch, capsys
     body = yaml.safe_load(out.read_text())
     assert body["metadata"]["labels"]["miva.ai/model-version"] == "1"
     assert "wrote" in capsys.readouterr().out
+
+
+def test_register_stage_deploys_a_new_champion_on_promotion(tmp_path, monkeypatch):
+    import json
+
+    from miva.agent.model import resolve
+    from miva.stages import register
+
+    model = Path(resolve("tiny-random")).resolve()
+    monkeypatch.chdir(tmp_path)
+    for var in ("MLFLOW_TRACKING_URI", "MIVA_PARENT_RUN_ID", "KFP_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    out = tmp_path / "isvc.yaml"
+    cfg = load_config(
+        "tiny-cpu", ["registry.deploy.on_promotion=true", f"registry.deploy.output={out}"]
+    )
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"eval/test/overall/accuracy": 0.5, "eval/test/digest": "d"}))
+    result = register(cfg, model, metrics)
+    assert result.value.deployed == str(out)
+    assert result.details[-1] == f"the new champion's InferenceService: {out}"
+    assert yaml.safe_load(out.read_text())["metadata"]["labels"]["miva.ai/model-version"] == "1"

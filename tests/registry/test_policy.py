@@ -72,7 +72,7 @@ def test_refuse_when_metrics_missing():
 
 
 def test_metric_key_keeps_mlflow_names_and_replaces_the_rest():
-    from miva.registry.tracking import metric_key
+    from miva.metric_names import metric_key
 
     assert metric_key("eval/test/overall/pass@4") == "eval/test/overall/pass_4"
     assert metric_key("rollout/tool_calls/zoom', 95]}") == "rollout/tool_calls/zoom__ 95__"

@@ -22,7 +22,7 @@ STATUS_ALL_TRAIN = (
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from miva.data.synth.generate import run_synth
+    from miva.data.synth.build import run_synth
 
     cfg = load_config(
         "tiny-cpu", ["data.n=24", "data.image_size=56", "data.images_per_sample=[2, 2]"]

@@ -236,7 +236,7 @@ def test_retries_get_through_a_server_that_fails_first(scripted_judge, tmp_path)
 
 @pytest.fixture(scope="module")
 def text_dataset(tmp_path_factory):
-    from miva.data.synth.generate import run_synth
+    from miva.data.synth.build import run_synth
 
     cfg = load_config(
         "tiny-cpu",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from miva.config import TrainConfig
+from miva.config import GRPOConfig
 from miva.rl.advantages import grpo_advantages
 from miva.rl.masks import apply_status_policy
 
@@ -23,7 +23,7 @@ def test_each_policy(action, reward_out, valid):
 def test_default_policy_covers_every_status():
     from miva.agent.trajectory import STATUSES
 
-    policy = TrainConfig().status_policy
+    policy = GRPOConfig().status_policy
     r = apply_status_policy(list(STATUSES), [1.0] * len(STATUSES), policy)
     assert r.valid == [policy[s] != "mask" for s in STATUSES]
 

@@ -11,13 +11,18 @@ from hypothesis import strategies as st
 
 from miva.agent.coords import Frame
 from miva.agent.trajectory import ToolCall, Trajectory, Turn
+from miva.config import JudgeConfig
 from miva.data.schema import Evidence, Sample
 from miva.rl.grpo import _convert_answer
+from miva.rl.judge import Judge
 from miva.rl.rewards.registry import REWARDS, RewardSettings, score
 from tests.adversarial import untrusted
 
 numbers = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**30), 10**30)
 boxes = st.lists(numbers, min_size=0, max_size=6)
+# The real judge client against a port nothing listens on: every judgement fails at once,
+# so the judge component is the rule score it falls back to.
+UNREACHABLE_JUDGE = Judge(JudgeConfig(url="http://127.0.0.1:9/v1", retries=0, cache_dir=None))
 
 
 def _gold(kind: str, box: list, image: int):
@@ -91,12 +96,20 @@ def test_every_reward_is_a_float_for_any_text(
         length_penalty_tokens=1,
         turn_penalty=0.1,
         convert_answer=_convert_answer if convert else None,
+        judge=UNREACHABLE_JUDGE,
     )
     (row,) = score([traj], [sample], cfg)
     assert set(row) == {*REWARDS, "total"}
     for name, value in row.items():
         assert isinstance(value, float), name
-        if name in ("accuracy", "format", "tool_gain", "grounding_image", "grounding_object"):
+        if name in (
+            "accuracy",
+            "format",
+            "tool_gain",
+            "grounding_image",
+            "grounding_object",
+            "judge",
+        ):
             assert 0.0 <= value <= 1.0, (name, value)
         elif name in ("length", "turns"):
             assert value <= 0.0 and math.isfinite(value)

@@ -10,11 +10,11 @@ from miva.agent.trajectory import ToolCall, Trajectory, Turn
 from miva.config import RewardConfig
 from miva.data.schema import Evidence
 from miva.rl.rewards import reward_weights, score
-from miva.rl.rewards.accuracy import (
+from miva.scoring import (
     box_iou,
     exact_match,
-    extract_answer,
     score_answer,
+    scored_answer,
     token_f1,
 )
 
@@ -83,7 +83,7 @@ def test_score_answer_table(atype, pred, answer, choices, kwargs, expected):
     ],
 )
 def test_extract_answer(response, expected):
-    assert extract_answer(response) == expected
+    assert scored_answer(response) == expected
 
 
 def test_text_metrics_max_over_references():

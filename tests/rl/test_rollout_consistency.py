@@ -104,7 +104,7 @@ def test_hf_logprobs_match_the_trainer_after_tool_turns_and_images(tiny):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from miva.data.synth.generate import run_synth
+    from miva.data.synth.build import run_synth
 
     cfg = load_config(
         "tiny-cpu", ["data.n=8", "data.image_size=56", "data.images_per_sample=[2, 2]"]

@@ -1,4 +1,4 @@
-"""`miva validate` from the command line, and a `miva synth` dataset through the gate."""
+"""`miva validate` from the command line, and a `miva synthesize` dataset through the gate."""
 
 from __future__ import annotations
 
@@ -9,13 +9,23 @@ import pytest
 from validate_helpers import edit_rows, make_dataset
 
 from miva.cli import main
-from miva.config import DataConfig, ValidateConfig
+from miva.config import SynthesizeConfig, ValidateConfig
 from miva.validate import validate_dataset
 
 
 def test_cli_clean_dataset_exits_zero(tmp_path, capsys):
     make_dataset(tmp_path / "ds", 8, 2, 2)
-    rc = main(["validate", str(tmp_path / "ds"), "--out", str(tmp_path / "out"), "-q", "--no-docs"])
+    rc = main(
+        [
+            "validate",
+            "--no-tracking",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "out"),
+            "-q",
+            "--no-docs",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "12 rows, 12 clean, 0 quarantined" in out and "verdict: PASS" in out
@@ -28,6 +38,7 @@ def test_cli_failure_exits_4_with_a_short_message(tmp_path, capsys):
     rc = main(
         [
             "validate",
+            "--no-tracking",
             str(tmp_path / "ds"),
             "--out",
             str(tmp_path / "out"),
@@ -45,7 +56,9 @@ def test_cli_failure_exits_4_with_a_short_message(tmp_path, capsys):
 
 
 def test_cli_missing_dataset_is_a_clear_error(tmp_path, capsys):
-    rc = main(["validate", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "-q"])
+    rc = main(
+        ["validate", "--no-tracking", str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "-q"]
+    )
     assert rc == 2
     assert "no such dataset folder" in capsys.readouterr().err
 
@@ -55,6 +68,7 @@ def test_cli_rejects_unknown_critical_rule(tmp_path, capsys):
     rc = main(
         [
             "validate",
+            "--no-tracking",
             str(tmp_path / "ds"),
             "--out",
             str(tmp_path / "out"),
@@ -68,9 +82,10 @@ def test_cli_rejects_unknown_critical_rule(tmp_path, capsys):
 
 
 def test_a_synth_dataset_passes(tmp_path):
-    generate = pytest.importorskip("miva.data.synth.generate")
-    data = DataConfig(n=60, image_size=112, workers=1, seed=3)
-    info = generate.run_synth(data, tmp_path / "ds", progress=False)
+    from miva.data.synth import build
+
+    data = SynthesizeConfig(n=60, image_size=112, workers=1, seed=3)
+    info = build.run_synth(data, tmp_path / "ds", progress=False)
     report = validate_dataset(tmp_path / "ds", tmp_path / "out", ValidateConfig(), progress=False)
     assert report.passed, report.verdict_reasons
     assert report.rows_clean == info.total and report.rows_quarantined == 0
@@ -119,10 +134,10 @@ def test_synth_checks_an_s3_destination_before_generating(tmp_path, monkeypatch)
     from servers import DUMMY_AWS, MotoS3, free_port
 
     from miva import storage
-    from miva.data.synth.generate import run_synth
+    from miva.data.synth.build import run_synth
     from miva.storage import StorageError
 
-    big = DataConfig(n=200_000, image_size=112, workers=1, seed=3)  # minutes if generated
+    big = SynthesizeConfig(n=200_000, image_size=112, workers=1, seed=3)  # minutes if generated
     server = MotoS3().start()
     try:
         for key, value in DUMMY_AWS.items():
@@ -144,7 +159,7 @@ def test_synth_checks_an_s3_destination_before_generating(tmp_path, monkeypatch)
         storage._CLIENTS.clear()
         bucket = f"s{uuid.uuid4().hex[:12]}"
         server.create_bucket(bucket)
-        small = DataConfig(n=12, image_size=112, workers=1, seed=3)
+        small = SynthesizeConfig(n=12, image_size=112, workers=1, seed=3)
         info = run_synth(small, f"s3://{bucket}/ds", progress=False)
         assert info.total == 12 and storage.exists(f"s3://{bucket}/ds/dataset.json")
         assert not [f for f in storage.list_files(f"s3://{bucket}/ds") if "write-probe" in f]

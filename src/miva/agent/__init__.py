@@ -11,7 +11,7 @@ API overview (kept current; other stages build on these names):
 - `miva.agent.coords`: the ONE place for box conventions. `Frame` (stored size, resized
   size, origin of a crop), `frame_for(w, h, image_processor)`, `to_model` / `from_model`
   (dataset pixels <-> resized pixels for qwen2.5-vl, 0-1000 for qwen2-vl),
-  `to_relative` / `from_relative`, `to_source` (crop pixels -> source image pixels).
+  `to_source` (crop pixels -> source image pixels).
 - `miva.agent.format`: tags, `system_prompt(tool_schemas, answer_type, family)`,
   `user_prompt` / `tool_response_text` -> `Prompt` (text parts + `IMAGE` slots; untrusted
   text passes `escape_untrusted`), `parse_tool_call(text) -> ParsedCall | CallError | None`,
@@ -40,7 +40,8 @@ API overview (kept current; other stages build on these names):
   loss_mask + old_logprobs + pixel_values/image_grid_thw/mm_token_type_ids) and
   `token_logprobs(model, trajs, processor, temperature) -> [B, L]` (logp of token t given
   its prefix; equals the sampler's at the same temperature).
-- `miva.agent.render` / `miva.agent.show`: text and HTML views (`miva agent`).
+- `miva.agent.render`: text and HTML views of trajectories (`miva agent`, through
+  `miva.eval.show`).
 - `miva.agent.trajectory`: the `Trajectory` / `ToolCall` / `Turn` contract (+ `frames`,
   `family`).
 """

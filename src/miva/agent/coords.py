@@ -114,16 +114,6 @@ def from_model(bbox: Sequence[float], frame: Frame, family: str) -> list[float]:
     return [x1 * sx, y1 * sy, x2 * sx, y2 * sy]
 
 
-def to_relative(bbox: Sequence[float], width: int, height: int) -> list[float]:
-    x1, y1, x2, y2 = (float(v) for v in bbox)
-    return [x1 / width, y1 / height, x2 / width, y2 / height]
-
-
-def from_relative(bbox: Sequence[float], width: int, height: int) -> list[float]:
-    x1, y1, x2, y2 = (float(v) for v in bbox)
-    return [x1 * width, y1 * height, x2 * width, y2 * height]
-
-
 def to_source(bbox: Sequence[float], frame: Frame) -> tuple[int | None, list[float]]:
     """Pixels of a (possibly derived) image -> (source image number, source dataset pixels).
 

@@ -17,7 +17,6 @@ is its inverse (gold answers for SFT, scripted policies).
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 from miva.agent import coords
 from miva.agent.coords import Frame
 from miva.data.schema import CHOICE_LETTERS, format_answer
+from miva.scoring import image_number
 
 THINK = ("<think>", "</think>")
 TOOL_CALL = ("<tool_call>", "</tool_call>")
@@ -322,14 +322,6 @@ def _numbers(text: str) -> list[float]:
     return [float(x) for x in re.findall(_NUM, text)]
 
 
-def _image_number(digits: str | float) -> int | None:
-    """An image number as written (digits or a parsed number); None when it cannot be one
-    (so a 5,000-digit or infinite "number" is a wrong answer, not an exception)."""
-    if isinstance(digits, float):
-        return int(digits) if math.isfinite(digits) and abs(digits) < 1e6 else None
-    return int(digits) if len(digits) <= 6 else None
-
-
 def bbox_image(sample) -> int:
     """Which image a `bbox` answer refers to: the first evidence image, else image 1."""
     return int(sample.evidence[0].image) if sample.evidence else 1
@@ -368,7 +360,7 @@ def parse_answer(text: str | None, sample, family: str, frames: Sequence[Frame])
         return int(v) if v.is_integer() else v
     if kind == "image_index":
         m = re.search(r"\d+", t)
-        return _image_number(m.group(0)) if m else None
+        return image_number(m.group(0)) if m else None
     if kind == "bbox":
         nums = _numbers(t)
         if len(nums) < 4:
@@ -378,10 +370,10 @@ def parse_answer(text: str | None, sample, family: str, frames: Sequence[Frame])
         m = re.search(r"image\s*(\d+)", t, flags=re.I)
         nums = _numbers(t)
         if m:
-            k = _image_number(m.group(1))
+            k = image_number(m.group(1))
             nums = _numbers(t[m.end() :])
         elif len(nums) >= 5:
-            k, nums = _image_number(nums[0]), nums[1:]
+            k, nums = image_number(nums[0]), nums[1:]
         else:
             return None
         if k is None or len(nums) < 4:

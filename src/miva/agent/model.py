@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from miva import storage
 from miva.errors import ConfigError
 
 TINY = "tiny-random"
@@ -212,17 +213,8 @@ def resolve(name_or_path: str, cache: str | Path | None = None) -> Path | str:
         if not _is_current(folder):
             build_tiny(folder)
         return folder
-    if name_or_path.startswith("s3://"):
-        from miva import storage
-
-        dest = (
-            Path(tempfile.gettempdir())
-            / "miva-models"
-            / hashlib.sha256(name_or_path.encode()).hexdigest()[:16]
-        )
-        if not (dest / "config.json").exists():
-            storage.download_dir(name_or_path, dest)
-        return dest
+    if storage.is_remote(name_or_path):
+        return storage.localize(name_or_path, "models")
     path = Path(name_or_path)
     if path.exists():
         if not (path / "config.json").exists():
@@ -321,15 +313,8 @@ def load_from_config(model_cfg, device: str | None = None) -> tuple[Any, Process
 def save_model(model: Any, processor: Processor, folder: str | Path) -> None:
     """Save weights, tokenizer and image-processor config as one `save_pretrained` folder
     (a local path or an s3:// URI)."""
-    text = str(folder)
-    if text.startswith("s3://"):
-        from miva import storage
-
-        with tempfile.TemporaryDirectory(prefix="miva-save-") as tmp:
-            save_model(model, processor, tmp)
-            storage.upload_dir(tmp, text)
-        return
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    processor.tokenizer.save_pretrained(folder)
-    processor.image_processor.save_pretrained(folder)
+    with storage.local_dir(folder, prefix="miva-save-") as local:
+        local.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(local)
+        processor.tokenizer.save_pretrained(local)
+        processor.image_processor.save_pretrained(local)

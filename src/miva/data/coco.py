@@ -21,13 +21,13 @@ import json
 import logging
 import random
 from collections import Counter, OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from miva.config import DataConfig
+from miva.config import SynthesizeConfig
+from miva.data.synth.coco_scene import CocoImage, CocoObj, CocoScene
 from miva.data.synth.generate import (
     MAX_ATTEMPTS,
     Draft,
@@ -45,58 +45,6 @@ from miva.errors import DataError
 log = logging.getLogger(__name__)
 COCO_TASKS = ("counting", "selection", "grounding", "group_grounding")
 MAX_COUNT = 12
-
-
-# ------------------------------------------------------------------------ scene graph
-
-
-@dataclass
-class CocoObj:
-    category: str
-    bbox: list[float]  # xyxy in pixels of the resized image
-    crowd: bool = False
-
-    def matches(self, desc: dict[str, str]) -> bool:
-        return all(getattr(self, k) == v for k, v in desc.items())
-
-
-@dataclass
-class CocoImage:
-    image_id: int
-    file: str
-    width: int
-    height: int
-    objects: list[CocoObj] = field(default_factory=list)
-
-
-@dataclass
-class CocoScene:
-    """Same interface the solver uses on synthetic scenes (`images[k].objects`, `matches`)."""
-
-    images: list[CocoImage]
-
-    def matches(self, desc: dict[str, str]) -> list[tuple[int, CocoObj]]:
-        return [
-            (k, o)
-            for k, im in enumerate(self.images, start=1)
-            for o in im.objects
-            if o.matches(desc)
-        ]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"source": "coco", "images": [asdict(im) for im in self.images]}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CocoScene:
-        return cls(
-            [
-                CocoImage(
-                    **{k: v for k, v in im.items() if k != "objects"},
-                    objects=[CocoObj(**o) for o in im["objects"]],
-                )
-                for im in d["images"]
-            ]
-        )
 
 
 @dataclass
@@ -363,7 +311,7 @@ def _caption(im: CocoImage) -> str:
     return "a photo with " + ", ".join(f"{k} {c}" for c, k in sorted(counts.items()))
 
 
-def synthesize_coco(cfg: DataConfig, progress: bool = True) -> SynthResult:
+def synthesize_coco(cfg: SynthesizeConfig, progress: bool = True) -> SynthResult:
     """Build `cfg.n` samples from the COCO folder `cfg.coco_path`."""
     assert cfg.coco_path is not None
     index = load_coco(cfg.coco_path, strict=cfg.coco_strict)

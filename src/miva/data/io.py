@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from miva import storage
 from miva.data.schema import SCHEMA_VERSION, Sample
 from miva.errors import DataError
 
@@ -106,7 +105,7 @@ def write_dataset(
 
     An existing folder is replaced, so re-running a stage is safe.
     """
-    with _local_target(dest) as folder:
+    with storage.local_dir(dest, prefix="miva-dataset-") as folder:
         data_dir = folder / DATA_DIR
         if folder.exists():
             shutil.rmtree(folder)
@@ -166,7 +165,7 @@ def dataset_card(info: DatasetInfo) -> str:
 
 
 def read_info(source: str | Path) -> DatasetInfo:
-    folder = localize(source)
+    folder = storage.localize(source)
     path = folder / MANIFEST
     if not path.exists():
         raise DataError(f"{path}: missing {MANIFEST}; is {source} a MIVA dataset folder?")
@@ -184,7 +183,7 @@ def read_info(source: str | Path) -> DatasetInfo:
 
 
 def shard_paths(source: str | Path, split: str | None = None) -> list[Path]:
-    folder = localize(source)
+    folder = storage.localize(source)
     data_dir = folder / DATA_DIR
     if not data_dir.is_dir():
         raise DataError(
@@ -224,35 +223,3 @@ def read_samples(
         if limit is not None and len(out) >= limit:
             break
     return out
-
-
-# ---------------------------------------------------------------------------- local/remote
-
-
-def localize(source: str | Path) -> Path:
-    """A local folder holding `source`: the path itself, or a cached download of an s3:// URI."""
-    text = str(source)
-    if text.startswith("s3://"):
-        from miva import storage
-
-        cache = (
-            Path(tempfile.gettempdir())
-            / "miva-cache"
-            / hashlib.sha256(text.encode()).hexdigest()[:16]
-        )
-        return storage.download_dir(text, cache)
-    return Path(source)
-
-
-@contextmanager
-def _local_target(dest: str | Path) -> Iterator[Path]:
-    text = str(dest)
-    if not text.startswith("s3://"):
-        yield Path(dest)
-        return
-    from miva import storage
-
-    with tempfile.TemporaryDirectory(prefix="miva-upload-") as tmp:
-        folder = Path(tmp) / "dataset"
-        yield folder
-        storage.upload_dir(folder, text)

@@ -21,12 +21,13 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from miva.scoring import CHOICE_LETTERS as CHOICE_LETTERS  # one definition, shared with scoring
+
 SCHEMA_VERSION = 1
 
 AnswerType = Literal["choice", "number", "text", "image_index", "bbox", "image_bbox"]
 ANSWER_TYPES: tuple[str, ...] = ("choice", "number", "text", "image_index", "bbox", "image_bbox")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-CHOICE_LETTERS = "ABCDEFGHIJ"
 
 
 @dataclass(frozen=True)

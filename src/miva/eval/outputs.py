@@ -14,7 +14,8 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from miva.eval.runner import EvalResult
+from miva.eval.report import write_report
+from miva.eval.results import EvalResult
 
 METRICS = "metrics.json"
 PREDICTIONS = "predictions.parquet"
@@ -62,8 +63,6 @@ def write_outputs(
         "config": config or {},
     }
     paths["summary"].write_text(json.dumps(summary, indent=2, default=str))
-    from miva.eval.report import write_report
-
     write_report(result, paths["report"])
     if remote:
         storage.upload_dir(folder, str(out))

@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from miva.eval.runner import EvalResult, ItemRecord
+from miva.eval.results import EvalResult, ItemRecord
 
 GALLERY_PER_KIND = 4
 THUMB = 160
@@ -162,7 +162,7 @@ def accuracy_by_turns(records: list[ItemRecord], title: str) -> str | None:
 
 def _boxes(sample, prediction: str | None) -> tuple[dict[int, list], dict[int, list]]:
     """Gold boxes (evidence) and predicted boxes per 1-based image, dataset pixels."""
-    from miva.rl.rewards.accuracy import parse_box, parse_image_box
+    from miva.scoring import parse_box, parse_image_box
 
     gold: dict[int, list] = defaultdict(list)
     for e in sample.evidence:
@@ -260,6 +260,24 @@ def _gallery_item(result: EvalResult, r: ItemRecord, baseline: ItemRecord | None
     )
 
 
+def _attention_section(result: EvalResult, set_name: str) -> list[str]:
+    """The attention-to-image plot (`evaluate.attention_diagnostics`), when the run has one."""
+    from miva.eval.attention import attention_plot
+
+    runs = [r for r in (result.main, result.baseline) if r is not None]
+    curves = {r.model: r.attention.get(set_name, {}) for r in runs}
+    plot = attention_plot(curves, f"{set_name}: attention to image tokens")
+    if plot is None:
+        return []
+    return [
+        "<h3>Attention to the image</h3><p>Share of attention mass on image tokens while "
+        "the model writes each token (mean over heads and layers), by the token's position "
+        "among generated tokens: before the first tool call, and after tool results that "
+        "brought new images.</p>",
+        _img_tag(plot, "attention to image tokens"),
+    ]
+
+
 def _short(args: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in args.items())[:80]
 
@@ -351,6 +369,7 @@ def render(result: EvalResult) -> str:
         plot = accuracy_by_turns(records, f"{es.name}: correct by turns")
         if plot:
             parts.append(_img_tag(plot, "accuracy by turns"))
+        parts.extend(_attention_section(result, es.name))
         if plots[1] is None:
             parts.append("<p>No tool was available or called on this set.</p>")
         if es.skipped:

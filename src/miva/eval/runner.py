@@ -1,4 +1,4 @@
-"""The evaluation stage: run the agent on dataset splits and benchmarks, score, compare.
+"""Evaluation: run the agent on dataset splits and benchmarks, score, compare two models.
 
     sets = dataset_sets(folder, ["test"]) + [benchmark_set("mig-bench", path)]
     main = evaluate(sets, generate_main, "model")          # ModelRun
@@ -27,81 +27,19 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from miva.agent.coords import Frame, from_model
+from miva.agent.format import parse_answer
 from miva.agent.trajectory import Trajectory
-from miva.data.benchmarks.base import Benchmark, Skipped
 from miva.data.schema import Sample
-from miva.eval.metrics import mean, pass_at_k
-from miva.eval.scoring import DatasetScorer
+from miva.eval.dataset_scorer import DatasetScorer
+from miva.eval.results import EvalResult, EvalSet, ItemRecord, ModelRun
+from miva.scoring import mean, pass_at_k
 
-Generate = Callable[[Sequence[Sample], "EvalSet", int], list[list[Trajectory]]]
-
-
-@dataclass
-class EvalSet:
-    """Items evaluated together: one dataset split or one benchmark."""
-
-    name: str
-    samples: list[Sample]
-    scorer: Benchmark
-    skipped: list[Skipped] = field(default_factory=list)
-    tools: tuple[str, ...] | None = None  # None: the configured agent.tools
-    digest: str = ""  # identifies the evaluated items (metrics.json `eval/<set>/digest`)
-
-
-@dataclass
-class ItemRecord:
-    """One row of predictions.parquet."""
-
-    set: str
-    model: str
-    sample_id: str
-    task: str
-    sample_index: int
-    answer_type: str
-    question: str
-    gold: str
-    raw_answer: str | None
-    prediction: str | None
-    score: float
-    correct: bool
-    valid: bool
-    status: str
-    num_turns: int
-    num_tokens: int
-    tools: list[str]
-    tool_calls: str  # JSON list of {turn, name, arguments, ok, region}
-    details: str  # JSON of the scorer's per-item details
-
-
-@dataclass
-class ModelRun:
-    model: str
-    metrics: dict[str, float]  # relative names: <set>/<task>/<metric>
-    records: list[ItemRecord]
-    trajectories: dict[tuple[str, str], Trajectory]  # (set, sample id) -> first trajectory
-    samples: dict[tuple[str, str], Sample]
-
-
-@dataclass
-class EvalResult:
-    metrics: dict[str, float]  # flat: eval/..., baseline/..., delta/...
-    main: ModelRun
-    baseline: ModelRun | None
-    sets: list[EvalSet]
-
-    @property
-    def records(self) -> list[ItemRecord]:
-        return self.main.records + (self.baseline.records if self.baseline else [])
-
-    @property
-    def digests(self) -> dict[str, str]:
-        """`eval/<set>/digest` -> digest of the items (the registry compares these)."""
-        return {f"eval/{es.name}/digest": es.digest for es in self.sets if es.digest}
-
+Generate = Callable[[Sequence[Sample], EvalSet, int], list[list[Trajectory]]]
 
 # ----------------------------------------------------------------------------- sets
 
@@ -163,6 +101,28 @@ def benchmark_set(name: str, path: str | Path, max_items: int | None = None) -> 
 # ----------------------------------------------------------------------------- scoring
 
 
+@dataclass(frozen=True)
+class ModelAnswers:
+    """Reads a trajectory's answer in dataset conventions through the agent runtime (the
+    `AnswerReader` the benchmark adapters take): `parse_answer` for typed answers,
+    `coords.from_model` for single boxes."""
+
+    family: str
+    frames: Sequence[Frame]
+
+    @classmethod
+    def of(cls, traj: Trajectory) -> ModelAnswers:
+        return cls(traj.family, list(traj.frames))
+
+    def answer(self, text: str, sample: Sample) -> Any:
+        return parse_answer(text, sample, self.family, list(self.frames)[: len(sample.images)])
+
+    def box(self, box: Sequence[float], image: int) -> list[float] | None:
+        if not 1 <= image <= len(self.frames):
+            return None
+        return from_model(box, self.frames[image - 1], self.family)
+
+
 def _tool_calls_json(traj: Trajectory) -> str:
     return json.dumps(
         [
@@ -195,7 +155,7 @@ def evaluate(sets: Sequence[EvalSet], generate: Generate, model: str, n: int = 1
         for sample, group in zip(es.samples, groups, strict=True):
             for j, traj in enumerate(group):
                 predictions[j][sample.id] = es.scorer.prediction_from_model(
-                    traj.answer, sample, traj.family, traj.frames
+                    traj.answer, sample, ModelAnswers.of(traj)
                 )
             trajs[(es.name, sample.id)] = group[0]
             samples_by_key[(es.name, sample.id)] = sample
@@ -340,17 +300,11 @@ def agent_generator(model_name: str, cfg: Any, greedy: bool) -> Generate:
     configured temperature / top-p sample `n` trajectories per item (pass@n). The rollout
     seed is `cfg.seed` plus the batch index, so a run is reproducible batch by batch.
     """
-    from miva.agent.model import load_model
+    from miva.agent.model import load_from_config
     from miva.agent.rollout import rollout
 
-    model, processor = load_model(
-        model_name,
-        family=cfg.model.family,
-        dtype=cfg.model.dtype,
-        min_pixels=cfg.model.min_pixels,
-        max_pixels=cfg.model.max_pixels,
-        attn_implementation=cfg.model.attn_implementation,
-    )
+    model_cfg = cfg.model.model_copy(update={"name_or_path": model_name})
+    model, processor = load_from_config(model_cfg)
     agent_cfg = cfg.agent.model_copy(update={"temperature": 0.0} if greedy else {})
 
     def generate(samples: Sequence[Sample], es: EvalSet, n: int) -> list[list[Trajectory]]:
@@ -360,7 +314,7 @@ def agent_generator(model_name: str, cfg: Any, greedy: bool) -> Generate:
             agent_cfg.model_copy(update={"tools": list(es.tools)}) if es.tools else agent_cfg
         )
         groups: list[list[Trajectory]] = []
-        size = cfg.eval.batch_size
+        size = cfg.evaluate.batch_size
         starts = range(0, len(samples), size)
         for b, start in enumerate(tqdm(starts, desc=f"eval {es.name} ({model_name})")):
             batch = list(samples[start : start + size])
@@ -382,17 +336,18 @@ def regroup(trajs: Sequence[Trajectory], n_samples: int, n: int) -> list[list[Tr
 def run_eval(
     cfg: Any,
     model: str,
-    out: str | Path,
     dataset: str | None = None,
     benches: dict[str, str] | None = None,
     baseline: str | None = None,
     generate_factory: Callable[[str, Any, bool], Generate] = agent_generator,
-) -> tuple[EvalResult, dict[str, Path]]:
-    """The whole stage: build sets, evaluate the model (and the baseline), write outputs."""
-    from miva.errors import ConfigError
-    from miva.eval.outputs import write_outputs
+) -> EvalResult:
+    """Build the sets, evaluate the model (and the baseline on the same items), combine.
 
-    ecfg = cfg.eval
+    Writing the outputs is `miva.eval.outputs.write_outputs`; the evaluate stage
+    (`miva.stages.evaluate`) does both and logs to MLflow."""
+    from miva.errors import ConfigError
+
+    ecfg = cfg.evaluate
     sets: list[EvalSet] = []
     if dataset:
         sets += dataset_sets(dataset, ecfg.splits, ecfg.max_items)
@@ -407,35 +362,9 @@ def run_eval(
     base = None
     if baseline:
         base = evaluate(sets, generate_factory(baseline, cfg, ecfg.greedy), baseline, n)
-    result = combine(main, base, sets)
-    paths = write_outputs(result, out, config=cfg.to_dict())
-    log_to_mlflow(result, paths["report"], trace_samples=ecfg.trace_samples)
-    return result, paths
+    if ecfg.attention_diagnostics:
+        from miva.eval.attention import diagnose_run
 
-
-def log_to_mlflow(result: EvalResult, report: str | Path, trace_samples: int = 0) -> bool:
-    """With an active MLflow run: the flat metrics (`mlflow.log_metrics`), report.html
-    (`miva.registry.tracking.log_report`) and `trace_samples` trajectories per set as
-    MLflow traces (`miva.eval.traces`). Returns whether anything was logged.
-
-    An MLflow run can only be active in this process if mlflow is already imported, so a
-    plain `miva eval` does not pay for importing it."""
-    import sys
-
-    if "mlflow" not in sys.modules:
-        return False
-    import mlflow
-
-    if mlflow.active_run() is None:
-        return False
-    from miva.eval.outputs import finite_metrics
-    from miva.registry.tracking import log_report, metric_key
-
-    mlflow.log_metrics({metric_key(k): v for k, v in finite_metrics(result.metrics).items()})
-    mlflow.set_tags({f"miva.{k}": v for k, v in result.digests.items()})
-    log_report(report)
-    if trace_samples:
-        from miva.eval.traces import log_eval_traces
-
-        log_eval_traces(result, trace_samples)
-    return True
+        for run in filter(None, (main, base)):
+            diagnose_run(run, sets, cfg)
+    return combine(main, base, sets)

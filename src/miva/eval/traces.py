@@ -150,7 +150,7 @@ def log_trajectory(
 def log_eval_traces(result: Any, per_set: int, model: str | None = None) -> list[str]:
     """The first `per_set` trajectories of every evaluated set, as traces of the active run.
 
-    Called by `eval.runner.log_to_mlflow`; a tracing problem is logged, never raised (the
+    Called by the evaluate stage (`miva.stages.evaluate`); a tracing problem is logged, never raised (the
     metrics are what the evaluation owes)."""
     import mlflow
 

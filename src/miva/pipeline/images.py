@@ -22,6 +22,9 @@ STAGE_IMAGE = {
     "grpo": "gpu",
     "evaluate": "gpu",
     "register": "base",
+    "sweep_plan": "base",
+    "sweep_trial": "gpu",
+    "sweep_select": "base",
 }
 
 GPU_STAGES = tuple(stage for stage, kind in STAGE_IMAGE.items() if kind == "gpu")

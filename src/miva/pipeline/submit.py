@@ -1,6 +1,6 @@
 """Compile the DAG to a pipeline YAML and submit it to Kubeflow Pipelines (`kfp.Client`).
 
-Authentication (see README.md, "The pipeline"): `$KFP_TOKEN` is sent as a bearer token
+Authentication (docs/cluster.md): `$KFP_TOKEN` is sent as a bearer token
 (`existing_token`), `$KFP_COOKIES` as a Cookie header (e.g. the `authservice_session`
 cookie of a Dex / oauth2-proxy login); without either, `kfp.Client` uses its own discovery
 (in a pod: the projected service-account token at `$KF_PIPELINES_SA_TOKEN_PATH`).
@@ -43,16 +43,24 @@ def cluster_preset(preset: str) -> str:
 
 
 def compile_pipeline(
-    cfg: MivaConfig, preset: str, overrides: list[str], output: str | Path
+    cfg: MivaConfig, preset: str, overrides: list[str], output: str | Path, sweep=None
 ) -> Path:
-    """Write the pipeline YAML; the config was validated before this is called."""
+    """Write the pipeline YAML (the sweep DAG when `sweep`, a SweepSpec, is given); the
+    config was validated before this is called."""
     from kfp import compiler
 
-    from miva.pipeline.dag import build
+    from miva.pipeline.dag import build_pipeline
+    from miva.pipeline.sweep_dag import build_sweep_pipeline
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(build(cfg, cluster_preset(preset), overrides), str(output))
+    preset = cluster_preset(preset)
+    pipeline = (
+        build_pipeline(cfg, preset, overrides)
+        if sweep is None
+        else build_sweep_pipeline(cfg, preset, overrides, sweep)
+    )
+    compiler.Compiler().compile(pipeline, str(output))
     return output
 
 

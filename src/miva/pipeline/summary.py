@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from miva.pipeline.stage import EVAL_METRICS, VALIDATION_REPORT, read_json
+from miva.pipeline.artifacts import read_json
+from miva.stages.locations import EVAL_METRICS, VALIDATION_REPORT
 
 
 @dataclass
@@ -26,6 +27,8 @@ class RunSummary:
     eval_metrics: dict[str, Any] = field(default_factory=dict)
     decision: str = ""
     mlflow_ui: str = ""
+    logs: Path | None = None  # executor.log and one <task>.log per task
+    sweep_table: str = ""  # a sweep run: the trials (miva.pipeline.sweep.format_table)
 
     def eval_rows(self) -> list[tuple[str, float, float | None, float | None]]:
         return eval_table(self.eval_metrics)
@@ -54,6 +57,8 @@ class RunSummary:
             )
         lines.append(f"sft         {'ran' if self.sft_ran else 'skipped (sft.enabled=false)'}")
         lines.append(f"training    curve: {self.curve or 'none written'}")
+        if self.sweep_table:
+            lines += ["", "sweep trials (validation split):", "", self.sweep_table, ""]
         rows = self.eval_rows()
         if rows:
             m = self.eval_metrics
@@ -84,6 +89,8 @@ class RunSummary:
             lines.append("")
         if self.decision:
             lines.append("registry    " + self.decision)
+        if self.logs:
+            lines.append(f"logs        {self.logs}/ (executor.log, one <task>.log per task)")
         if self.mlflow_ui:
             lines += ["", f"look at it all: {self.mlflow_ui}"]
         return "\n".join(lines)
@@ -93,9 +100,9 @@ HEADLINE = ("accuracy", "acc_iou50", "ap50", "f1", "em")
 
 
 def eval_table(metrics: dict[str, Any]) -> list[tuple[str, float, float | None, float | None]]:
-    """(metric, trained, start, delta) rows from the flat map `miva eval` writes.
+    """(metric, trained, start, delta) rows from the flat map `miva evaluate` writes.
 
-    `miva eval` names the evaluated model's metrics `eval/<set>/<task>/<metric>`, the
+    `miva evaluate` names the evaluated model's metrics `eval/<set>/<task>/<metric>`, the
     baseline's (here: the starting model) `baseline/<set>/...` and the difference
     `delta/<set>/...`. Rows are the headline metrics (accuracy, Acc@IoU0.5, AP50, F1, EM)
     when there are any, else every `eval/` number; a missing delta is computed.

@@ -1,7 +1,7 @@
 """Multi-node GRPO as a Kubeflow Trainer `TrainJob` (trainer.kubeflow.org/v1alpha1).
 
 When `pipeline.num_nodes > 1` the grpo component does not train itself: it renders a
-TrainJob that runs the train image with the same `miva train` arguments under `torchrun`
+TrainJob that runs the train image with the same `miva grpo` arguments under `torchrun`
 (the `torch-distributed` ClusterTrainingRuntime sets the `PET_*` variables torchrun reads),
 creates it through the Kubernetes API, prints a line whenever its status changes and
 raises the job's own error message when it fails. Dataset and model travel as s3:// URIs.
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from miva.config import MivaConfig
+from miva.config import KUEUE_QUEUE_LABEL, MivaConfig
 from miva.errors import MivaError
 from miva.pipeline.secrets import secret_env
 
@@ -55,8 +55,8 @@ def train_args(
     out_uri: str,
     start_model_uri: str | None = None,
 ) -> list[str]:
-    """`miva train` arguments: the same preset and overrides, artifacts as URIs."""
-    args = ["train", "-c", preset]
+    """`miva grpo` arguments: the same preset and overrides, artifacts as URIs."""
+    args = ["grpo", "-c", preset]
     for item in overrides:
         args += ["--set", item]
     args += ["--dataset", dataset_uri, "--out", out_uri]
@@ -98,18 +98,17 @@ def render_trainjob(
             {"name": TRAINER_JOB, "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}]}
         ],
     }
+    labels = {
+        "app.kubernetes.io/part-of": "miva",
+        "miva.ai/kfp-run-id": _label(run_id),
+        "miva.ai/kfp-task-name": _label(task_name),
+    }
+    if p.kueue_queue:  # Kueue creates the job suspended and admits all its nodes at once
+        labels[KUEUE_QUEUE_LABEL] = p.kueue_queue
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainJob",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {
-                "app.kubernetes.io/part-of": "miva",
-                "miva.ai/kfp-run-id": _label(run_id),
-                "miva.ai/kfp-task-name": _label(task_name),
-            },
-        },
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "runtimeRef": {
                 "apiGroup": GROUP,
@@ -259,7 +258,7 @@ def train_distributed(
     """
     import os
 
-    from miva.pipeline.stage import parse_overrides
+    from miva.pipeline.artifacts import parse_overrides
     from miva.storage import download_dir, is_remote
 
     run_id = os.environ.get("KFP_RUN_ID", "") if run_id is None else run_id
@@ -270,11 +269,11 @@ def train_distributed(
             "multi-node GRPO needs an s3:// pipeline root (pipeline.pipeline_root) so the "
             f"TrainJob pods can reach the artifacts; got dataset {dataset_uri}, output {out_uri}"
         )
-    # the job's ranks split train.prompts_per_step evenly: a batch that does not split fails
+    # the job's ranks split grpo.prompts_per_step evenly: a batch that does not split fails
     # here, before any pod starts (the same check each rank makes)
     from miva.rl.setup import check_batch
 
-    check_batch(cfg.train, cfg.pipeline.num_nodes * cfg.pipeline.gpu_count)
+    check_batch(cfg.grpo, cfg.pipeline.num_nodes * cfg.pipeline.gpu_count)
     api = api or custom_objects_api()
     namespace = current_namespace(cfg.pipeline.namespace)
     manifest = render_trainjob(

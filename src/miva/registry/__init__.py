@@ -41,7 +41,7 @@ Registry (`miva.registry.registry`):
 - ``promote(cfg, version)``, ``rollback(cfg, version=None)``, ``show(cfg) -> str``.
 
 Metrics input for ``miva register --metrics FILE``: the flat ``name -> float`` map that
-``miva eval`` writes. The eval-set digest comes from ``--eval-digest``, else from string
+``miva evaluate`` writes. The eval-set digest comes from ``--eval-digest``, else from string
 values under keys ending in ``/digest`` in the same file (``eval/<set>/digest``), else from
 an ``eval_digest`` key in the file or in ``eval.json`` / ``report.json`` next to it (see
 ``registry.load_metrics``).

@@ -217,21 +217,27 @@ def render_manifest(
 
 
 def render(cfg, version: str | None = None, alias: str = "champion") -> dict[str, Any]:
-    """The InferenceService of `version`, or of the version `alias` points at now."""
-    from miva.registry.registry import version_by_alias
+    """The InferenceService of `version`, or of the version `alias` points at now.
+
+    Reads the registry through MLflow's client itself: `miva.registry.registry` deploys on
+    promotion, so this module stays below it."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     from miva.registry.tracking import configure
 
     configure(cfg)
     name = cfg.registry.model_name
-    if version is None:
-        mv = version_by_alias(cfg, alias)
-        if mv is None:
-            raise MivaError(f"{name} has no {alias!r} version to deploy; register one first")
-    else:
-        from mlflow import MlflowClient
-
-        mv = MlflowClient().get_model_version(name, str(version))
-        alias = None
+    client = MlflowClient()
+    try:
+        if version is None:
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            mv = client.get_model_version(name, str(version))
+            alias = None
+    except MlflowException as exc:
+        wanted = f"version {version}" if version is not None else f"{alias!r} version"
+        raise MivaError(f"{name} has no {wanted} to deploy ({exc}); register one first") from exc
     source = (mv.tags or {}).get("miva.source_model")
     return render_manifest(cfg, f"models:/{name}/{mv.version}", str(mv.version), alias, source)
 

@@ -4,7 +4,7 @@
 with a ``question`` column and an optional ``images`` column (each cell a list of images:
 PNG/JPEG bytes, base64 strings, file paths or PIL images) and returns one answer per row.
 The model folder travels as the pyfunc's ``model`` artifact. Answers come from the agent
-runtime's own code path, the same one `miva eval` and training use: `miva.agent.model.
+runtime's own code path, the same one `miva evaluate` and training use: `miva.agent.model.
 load_model`, then `miva.agent.rollout.rollout` with greedy decoding (temperature 0) on
 `Sample`s built from the rows, multi-turn with the agent's tools. The returned text is the
 answer inside ``<answer>…</answer>`` (`rollout.parse_trajectory_answer` on a `text`

@@ -32,13 +32,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from miva.errors import MivaError
+from miva.metric_names import metric_key
 from miva.registry.lock import promotion_lock
 from miva.registry.policy import Decision, decide
 from miva.registry.tracking import (
@@ -47,7 +47,6 @@ from miva.registry.tracking import (
     configure,
     log_dataset,
     log_report,
-    metric_key,
     stage_run,
     tracking_call,
 )
@@ -70,8 +69,16 @@ class Registration:
     decision: Decision
     champion: str | None
     run_id: str
-    summary: str
+    summary: str  # the promotion decision as Markdown (promotion.md)
     deployed: str | None = None  # manifest written because the champion changed
+
+    @property
+    def headline(self) -> str:
+        """`registered miva-agent v3: promoted; champion is v3` (the pipeline summary's line)."""
+        return (
+            f"registered {self.name} v{self.version}: {self.decision.outcome}; "
+            f"champion is v{self.champion}"
+        )
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -80,7 +87,7 @@ class Registration:
 def load_metrics(
     path: str | Path, primary: str | None = None, eval_digest: str | None = None
 ) -> tuple[dict[str, float], str | None]:
-    """Metrics and the eval-set digest from `miva eval`'s metrics.json (local or s3://).
+    """Metrics and the eval-set digest from `miva evaluate`'s metrics.json (local or s3://).
 
     Accepted shapes: the flat ``name -> float`` map, or ``{"metrics": {...}, ...}``.
     The digest, first found wins: the `eval_digest` argument; the string under
@@ -90,6 +97,8 @@ def load_metrics(
     """
     from miva import storage
 
+    if not storage.exists(path):
+        raise MivaError(f"{path}: no metrics file; `miva evaluate` writes it")
     try:
         raw = json.loads(storage.read_text(path))
     except json.JSONDecodeError as exc:
@@ -138,12 +147,7 @@ def localize_model(model: str | Path) -> Path:
     """A local `save_pretrained` folder for `model` (downloading an s3:// URI)."""
     from miva import storage
 
-    if storage.is_remote(model):
-        dest = Path(tempfile.mkdtemp(prefix="miva-register-"))
-        storage.download_dir(str(model), dest)
-        folder = dest
-    else:
-        folder = Path(model)
+    folder = storage.localize(model, "models")
     if not (folder / "config.json").is_file():
         raise MivaError(f"{model}: not a save_pretrained model folder (no config.json)")
     return folder

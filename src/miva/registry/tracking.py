@@ -48,14 +48,6 @@ class TrackingError(MivaError):
 # ---------------------------------------------------------------------------- set-up
 
 
-def metric_key(name: str) -> str:
-    """MLflow metric names allow `[A-Za-z0-9_./ -]`; anything else becomes `_`
-    (`pass@4` is logged as `pass_4`)."""
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_./ -]", "_", name)
-
-
 def tracking_uri(cfg) -> str:
     """The configured URI, with a relative SQLite path made absolute: MLflow caches stores by
     URI string, so a relative one would keep pointing at the first working directory."""

@@ -10,22 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from miva.rl.rewards.accuracy import is_correct, score_answer
+from miva.scoring import is_correct, score_answer, scored_answer
 
 
 def answer_text(traj: Any, sample: Any) -> str:
     """The trajectory's answer in dataset conventions (boxes converted), '' when absent."""
     from miva.agent.rollout import parse_trajectory_answer
     from miva.data.schema import format_answer
-    from miva.rl.rewards.accuracy import extract_answer
 
     assistant = "".join(t.text for t in traj.turns if t.role == "assistant")
-    if extract_answer(assistant) is None:
+    if scored_answer(assistant) is None:
         return ""
     if sample.answer_type in ("bbox", "image_bbox"):
         typed = parse_trajectory_answer(traj, sample)
         return "" if typed is None else format_answer(sample.answer_type, typed)
-    return extract_answer(assistant) or ""
+    return scored_answer(assistant) or ""
 
 
 def curate(samples: Sequence[Any], agent: Any, k: int, reward_cfg: Any, seed: int = 0):

@@ -67,8 +67,9 @@ from miva.rl.masks import apply_status_policy
 from miva.rl.metrics import MetricsLogger
 from miva.rl.policy import LossSettings, PolicyBatch, micro_batch_loss
 from miva.rl.rewards import score
-from miva.rl.rewards.accuracy import is_correct
 from miva.rl.rewards.registry import RewardSettings
+from miva.scoring import is_correct
+from miva.storage import is_remote
 
 
 @dataclass
@@ -196,9 +197,7 @@ class GRPOTrainer:
         self.world = dist.init_distributed()
         self.output, self.progress, self.stop_after = output, progress, stop_after
         self.log_fn = log_fn
-        self.local_out = (
-            Path(output) if not str(output).startswith("s3://") else Path(cfg.workdir) / "grpo-run"
-        )
+        self.local_out = Path(output) if not is_remote(output) else Path(cfg.workdir) / "grpo-run"
         self.batch_size, self.micro_batches = check_batch(self.t, self.world.size)
         self.micro_size = self.batch_size // self.micro_batches
         self.local_prompts = self.batch_size // self.t.group_size

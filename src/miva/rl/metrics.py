@@ -1,8 +1,9 @@
 """Metrics of the training stages: always a JSONL file, MLflow when a run is active.
 
 Names are namespaced (``train/``, ``rollout/``, ``perf/``, ``sft/``); the same names go to
-the JSONL file, MLflow and the curves. MLflow is only used when the caller (the registry's
-``stage_run``) has an active run; this module never imports it by itself.
+the JSONL file, MLflow and the curves. MLflow is only used when the caller (the stage's
+MLflow run) has an active run; this module never imports it by itself. Every name logged
+here is defined in `miva.metric_names`.
 
 With several training processes the metrics are already reduced over ranks when they get
 here; only rank 0's logger writes (``write=True``), the others keep the history in memory.
@@ -50,7 +51,7 @@ class MetricsLogger:
                 fh.write(json.dumps(row) + "\n")
         mlflow = sys.modules.get("mlflow")
         if mlflow is not None and mlflow.active_run() is not None:
-            from miva.registry.tracking import metric_key
+            from miva.metric_names import metric_key
 
             finite = {metric_key(k): v for k, v in named.items() if math.isfinite(v)}
             mlflow.log_metrics(finite, step=step)

@@ -146,9 +146,11 @@ def evaluate_captions(
                     described.append(description_scores(traj.answer or "", scene, only))
     if was_training:
         model.train()
-    scores = mean_scores(described)
-    scores["count_answer"] = sum(counted) / max(len(counted), 1)
-    scores["description_accuracy"] = sum(scores.get(a, 0.0) for a in ATTRIBUTES) / len(ATTRIBUTES)
+    # a small probe can draw only one kind of question: the other kind's scores are NaN
+    # (no items), not 0
+    scores = {k: math.nan for k in (*ATTRIBUTES, "count", "exact")} | mean_scores(described)
+    scores["count_answer"] = sum(counted) / len(counted) if counted else math.nan
+    scores["description_accuracy"] = sum(scores[a] for a in ATTRIBUTES) / len(ATTRIBUTES)
     scores["items"] = float(len(samples))
     return scores
 
@@ -245,7 +247,7 @@ def pretrain(
             t_eval = time.perf_counter()
             probe = evaluate_captions(model, processor, cfg, held_out[:EVAL_PROBE])
             paused += time.perf_counter() - t_eval
-            metrics.update({f"probe/{k}": v for k, v in probe.items() if k != "items"})
+            metrics.update({f"pretrain/probe/{k}": v for k, v in probe.items() if k != "items"})
             say(
                 f"[pretrain step {step}, {minutes:.1f} min] loss {loss_value:.3f}, probe description "
                 f"accuracy {probe['description_accuracy']:.3f}, count {probe['count']:.3f}"

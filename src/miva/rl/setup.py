@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from miva.errors import ConfigError, DataError
+from miva.storage import is_remote
 
 MODEL_FILES = ("config.json",)
 WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin")
@@ -22,7 +23,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
 def load_training_samples(dataset: str | Path, split: str = "train") -> list[Any]:
-    from miva.data.io import localize, read_samples
+    from miva.data.io import read_samples
+    from miva.storage import localize
 
     folder = localize(dataset)
     try:
@@ -56,7 +58,7 @@ def load_policy(name_or_path: str | Path, model_cfg: Any, device: str | None = N
     from miva.agent.model import load_model
 
     text = str(name_or_path)
-    if not text.startswith("s3://"):
+    if not is_remote(text):
         check_model_folder(text)
     model, processor = load_model(
         text,

@@ -266,6 +266,7 @@ def run_sft(
     from miva.rl.engines import build_engine
     from miva.rl.metrics import MetricsLogger
     from miva.rl.setup import device_of, load_policy, load_training_samples
+    from miva.storage import is_remote
 
     t0 = time.perf_counter()
     random.seed(cfg.seed)
@@ -286,7 +287,7 @@ def run_sft(
         device=device_of(cfg),
     )
     logger = MetricsLogger(
-        Path(output) / "sft_metrics.jsonl" if not output.startswith("s3://") else None,
+        Path(output) / "sft_metrics.jsonl" if not is_remote(output) else None,
         prefix="sft/",
     )
     rng = random.Random(cfg.seed)

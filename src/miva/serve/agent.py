@@ -247,7 +247,7 @@ class ServedAgent:
         the weights: one for the server, its sampling settings set per batch."""
         from miva.agent.engines import make_engine
 
-        if agent_cfg.engine != "vllm":
+        if agent_cfg.rollout_engine != "vllm":
             key = (agent_cfg.temperature, agent_cfg.top_p)
             if key not in self._engines:
                 self._engines[key] = make_engine("hf", self.model, self.processor, agent_cfg)

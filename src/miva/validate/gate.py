@@ -24,12 +24,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +36,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from miva import storage
 from miva.config import ValidateConfig
-from miva.data.io import arrow_schema, localize, read_info, write_dataset
+from miva.data.io import arrow_schema, read_info, write_dataset
 from miva.data.schema import Sample
 from miva.errors import ConfigError, DataError
 from miva.validate import load, rows
@@ -102,10 +101,10 @@ def validate_dataset(
         raise ConfigError(
             f"validate.critical_rules has unknown rule(s) {unknown}; known: {ALL_RULES}"
         )
-    folder = localize(source)
+    folder = storage.localize(source)
     if not folder.is_dir():
         raise DataError(f"{source}: no such dataset folder")
-    with _local_output(out) as out_dir:
+    with storage.local_dir(out, prefix="miva-validate-") as out_dir:
         if out_dir.resolve() == folder.resolve():
             raise ConfigError(
                 f"output folder {out} is the dataset folder itself; pick another --out"
@@ -689,19 +688,3 @@ def _json_text(values: dict[str, Any]) -> str:
         return text if len(text) <= 2000 else text[:2000] + "...(cut)"
 
     return json.dumps({k: short(v) for k, v in values.items()})
-
-
-@contextmanager
-def _local_output(out: str | Path) -> Iterator[Path]:
-    """A local folder for the outputs; an s3:// destination is uploaded at the end."""
-    text = str(out)
-    if not text.startswith("s3://"):
-        yield Path(out)
-        return
-    from miva import storage
-
-    with tempfile.TemporaryDirectory(prefix="miva-validate-") as tmp:
-        folder = Path(tmp) / "out"
-        folder.mkdir()
-        yield folder
-        storage.upload_dir(folder, text)

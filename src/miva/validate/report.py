@@ -17,9 +17,13 @@ MAX_EXAMPLES = 5
 
 
 class ValidationFailed(MivaError):
-    """The dataset did not pass the gate (outputs are still written)."""
+    """The dataset did not pass the gate (outputs are still written); `report` is its verdict."""
 
     exit_code = 4
+
+    def __init__(self, message: str, report: Report | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass

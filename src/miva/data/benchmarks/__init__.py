@@ -16,13 +16,29 @@ from miva.data.benchmarks.mat import MatCoding, MatSearch
 from miva.data.benchmarks.mc_bench import McBench
 from miva.data.benchmarks.mig_bench import MigBench
 from miva.data.benchmarks.mmiu import Mmiu
+from miva.data.benchmarks.mmsi_bench import MmsiBench
 from miva.data.benchmarks.muirbench import MuirBench
+from miva.data.benchmarks.treebench import TreeBench
+from miva.data.benchmarks.visualprobe import VisualProbe
 from miva.data.benchmarks.vstar import VStar
 from miva.errors import ConfigError, DataError
 
 BENCHMARKS: dict[str, type[Benchmark]] = {
     cls.name: cls
-    for cls in (MigBench, McBench, Blink, Mmiu, MuirBench, MatSearch, MatCoding, HrBench, VStar)
+    for cls in (
+        MigBench,
+        McBench,
+        Blink,
+        Mmiu,
+        MuirBench,
+        MatSearch,
+        MatCoding,
+        HrBench,
+        VStar,
+        MmsiBench,
+        TreeBench,
+        VisualProbe,
+    )
 }
 
 __all__ = [
@@ -46,6 +62,10 @@ def get_benchmark(name: str) -> Benchmark:
         "v*": "vstar",
         "hrbench": "hr-bench",
         "muir": "muirbench",
+        "mmsi": "mmsi-bench",
+        "mmsibench": "mmsi-bench",
+        "tree-bench": "treebench",
+        "visual-probe": "visualprobe",
     }
     key = aliases.get(key, key)
     if key not in BENCHMARKS:
@@ -57,7 +77,7 @@ def load_benchmark(
     name: str, path: str | Path, limit: int | None = None
 ) -> tuple[Benchmark, Converted]:
     """Read a benchmark folder (local or s3://) in its native layout."""
-    from miva.data.io import localize
+    from miva.storage import localize
 
     bench = get_benchmark(name)
     folder = localize(path)

@@ -9,6 +9,10 @@ An adapter does two separate things, so that scoring never needs a model:
 - `score(samples, predictions)` turns one prediction per sample (the answer in dataset
   conventions, or None when the model gave none) into the benchmark's official metrics.
 
+Reading the model's answer (`prediction_from_model`) needs the model's coordinate
+convention; the eval stage passes an `AnswerReader` built from the agent runtime, so the
+adapters stay below the agent in the layers.
+
 Metric names are relative (`<task>/<metric>`, `overall/<metric>`); the eval runner
 prefixes them with `eval/<set>/`.
 """
@@ -21,12 +25,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from PIL import Image
 
 from miva.data.schema import Sample
 from miva.errors import DataError
+
+
+class AnswerReader(Protocol):
+    """Reads one trajectory's answer in dataset conventions (`miva.eval.runner.ModelAnswers`)."""
+
+    def answer(self, text: str, sample: Sample) -> Any:
+        """The typed answer of `sample.answer_type` (boxes in dataset pixels), or None."""
+
+    def box(self, box: Sequence[float], image: int) -> list[float] | None:
+        """A box in the model's coordinates on image `image` (1-based) -> dataset pixels;
+        None when the model was not shown that image."""
 
 
 @dataclass(frozen=True)
@@ -118,16 +133,15 @@ class Benchmark(ABC):
         )
 
     def prediction_from_model(
-        self, text: str | None, sample: Sample, family: str, frames: Sequence[Any]
+        self, text: str | None, sample: Sample, reader: AnswerReader
     ) -> str | None:
         """The model's answer text -> answer text in dataset conventions (boxes in dataset
-        pixels), through the agent runtime's `parse_answer`; None when it cannot be read."""
-        from miva.agent.format import parse_answer
+        pixels), read by `reader`; None when it cannot be read."""
         from miva.data.schema import format_answer
 
         if text is None:
             return None
-        typed = parse_answer(text, sample, family, list(frames)[: len(sample.images)])
+        typed = reader.answer(text, sample)
         if typed is None:
             return None
         return typed if isinstance(typed, str) else format_answer(sample.answer_type, typed)
@@ -259,3 +273,19 @@ def require(entry: Any, keys: Sequence[str], what: str = "entry") -> None:
 def letter_options(options: Sequence[str]) -> str:
     """'A. cat\\nB. dog' for a list of option texts."""
     return "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(options))
+
+
+def task_slug(label: Any) -> str:
+    """A native category as a metric-name segment: lowercase words joined by '_'
+    ('Positional Relationship (Cam.–Obj.)' -> 'positional_relationship_cam_obj'), so a
+    category never adds a '/' level to `eval/<set>/<task>/<metric>`.
+
+    >>> task_slug("Perception/Physical State")
+    'perception_physical_state'
+    """
+    import re
+
+    words = re.findall(r"[a-z0-9]+", str(label).lower())
+    if not words:
+        raise ValueError(f"category {label!r} has no letters or digits")
+    return "_".join(words)

@@ -1,7 +1,7 @@
 """Shared machinery of the multiple-choice benchmarks (BLINK, MMIU, MuirBench, HR-Bench, V*).
 
 Items are `choice` samples whose answer is the option letter; a prediction is scored by
-`miva.rl.rewards.accuracy.score_choice` (letter, "(B)", "B. text" or the option text). A
+`miva.scoring.score_choice` (letter, "(B)", "B. text" or the option text). A
 letter that is not one of the item's options scores 0, as the benchmarks' own scripts do.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from miva.data.benchmarks.base import Benchmark, ItemScore
 from miva.data.schema import CHOICE_LETTERS, Sample
-from miva.eval.metrics import macro_mean, mean, per_group_means
+from miva.scoring import macro_mean, mean, per_group_means, score_choice
 
 LETTER_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 
@@ -68,8 +68,6 @@ class ChoiceBenchmark(Benchmark):
         )
 
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
-        from miva.rl.rewards.accuracy import score_choice
-
         valid = prediction is not None and str(prediction).strip() != ""
         value = score_choice(str(prediction), str(sample.answer), sample.choices) if valid else 0.0
         return ItemScore(sample.id, sample.task, value, value >= 1.0, valid)

@@ -27,7 +27,7 @@ from miva.data.benchmarks.base import (
 from miva.data.benchmarks.choice import LETTER_INSTRUCTION, ChoiceBenchmark, answer_letter
 from miva.data.schema import Sample
 from miva.errors import DataError
-from miva.eval.metrics import cycle_accuracy, mean
+from miva.scoring import cycle_accuracy, mean
 
 COLUMNS = ["index", "question", "answer", "category", "A", "B", "C", "D", "cycle_category", "image"]
 

@@ -27,6 +27,7 @@ Chinese (CJK) text is tokenised per character (`cjk_spaced`).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from miva.data.benchmarks.base import (
 )
 from miva.data.schema import Sample
 from miva.errors import DataError
-from miva.eval.metrics import cjk_spaced, mean, per_group_means
+from miva.scoring import cjk_spaced, exact_match, mean, per_group_means, token_f1
 
 
 def references(raw: Any) -> list[str]:
@@ -66,8 +67,6 @@ def f1_em(prediction: str | None, refs: Sequence[str]) -> tuple[float, float]:
     >>> f1_em("北京", ["北京市", "Beijing"])  # 2 shared of 2 predicted, 3 reference chars
     (0.8, 0.0)
     """
-    from miva.rl.rewards.accuracy import exact_match, token_f1
-
     if prediction is None or not prediction.strip():
         return 0.0, 0.0
     pred = cjk_spaced(prediction)
@@ -120,8 +119,9 @@ class _Mat(Benchmark):
             limit,
         )
 
+    @abstractmethod
     def image_key(self, entry: dict) -> str:
-        raise NotImplementedError
+        """The field of an entry that names its image file."""
 
     def _sample(self, entry: Any, index: int, image_root: Path) -> Sample:
         require(entry, ["id", "question", self.answer_key])

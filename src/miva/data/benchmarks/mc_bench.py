@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from miva.data.benchmarks.base import (
+    AnswerReader,
     Benchmark,
     Converted,
     ItemScore,
@@ -52,7 +53,7 @@ from miva.data.benchmarks.base import (
 )
 from miva.data.schema import Evidence, Sample, format_answer
 from miva.errors import DataError
-from miva.eval.metrics import Detection, average_precision, match_detections, mean
+from miva.scoring import Detection, average_precision, box_iou, match_detections, mean, parse_box
 
 INSTRUCTION = (
     "List every object the text refers to in the two images as image k: [x1, y1, x2, y2], "
@@ -73,8 +74,6 @@ def xywh_to_xyxy(raw: Any) -> list[float]:
 
 def parse_targets(text: str | None) -> tuple[list[tuple[int, tuple[float, ...]]], bool]:
     """`image 1: [..]; image 2: [..]` -> ([(1, box), (2, box)], valid). `none` -> ([], True)."""
-    from miva.rl.rewards.accuracy import parse_box
-
     if text is None:
         return [], False
     if _NONE.match(text):
@@ -276,21 +275,17 @@ class McBench(Benchmark):
         )
 
     def prediction_from_model(
-        self, text: str | None, sample: Sample, family: str, frames: Sequence[Any]
+        self, text: str | None, sample: Sample, reader: AnswerReader
     ) -> str | None:
         """Every `image k: [box]` part is converted from model coordinates of image k."""
-        from miva.agent.coords import from_model
-
         preds, valid = parse_targets(text)
         if not valid:
             return None
-        parts = [
-            format_answer(
-                "image_bbox", {"image": k, "bbox": from_model(box, frames[k - 1], family)}
-            )
-            for k, box in preds
-            if 1 <= k <= min(len(sample.images), len(frames))
-        ]
+        parts = []
+        for k, box in preds:
+            pixels = reader.box(box, k) if 1 <= k <= len(sample.images) else None
+            if pixels is not None:
+                parts.append(format_answer("image_bbox", {"image": k, "bbox": pixels}))
         return "; ".join(parts) if parts else "none"
 
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
@@ -329,8 +324,6 @@ class McBench(Benchmark):
     @staticmethod
     def ap50(samples: Sequence[Sample], predictions: Any) -> float | None:
         """Instance AP at IoU 0.5 over the given samples; None when they hold no target."""
-        from miva.rl.rewards.accuracy import box_iou
-
         detections, gts = [], defaultdict(list)
         for s in samples:
             for t in s.meta["targets"]:

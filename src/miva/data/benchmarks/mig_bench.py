@@ -38,7 +38,7 @@ from miva.data.benchmarks.base import (
 )
 from miva.data.schema import Evidence, Sample
 from miva.errors import DataError
-from miva.eval.metrics import macro_mean, mean, per_group_means
+from miva.scoring import box_iou, macro_mean, mean, parse_box, parse_image_box, per_group_means
 
 TASKS = (
     "region",
@@ -108,11 +108,12 @@ def target_image(question: str, n_images: int) -> int:
 
 
 def to_pixels(box: Sequence[float], size: tuple[int, int]) -> list[float]:
-    """Relative (0-1) xyxy -> pixel xyxy of an image of `size` = (width, height), through
-    `miva.agent.coords.from_relative` (the one place conventions change), rounded to 0.01."""
-    from miva.agent.coords import from_relative
-
-    return [round(v, 2) for v in from_relative(box, size[0], size[1])]
+    """Relative (0-1) xyxy -> pixel xyxy of an image of `size` = (width, height), rounded
+    to 0.01. MIG-Bench is the only source with relative boxes, so they become dataset
+    pixels here, at ingest; model conventions change only in `miva.agent.coords`."""
+    width, height = size
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return [round(v, 2) for v in (x1 * width, y1 * height, x2 * width, y2 * height)]
 
 
 class MigBench(Benchmark):
@@ -171,8 +172,6 @@ class MigBench(Benchmark):
         )
 
     def score_item(self, sample: Sample, prediction: Any) -> ItemScore:
-        from miva.rl.rewards.accuracy import box_iou, parse_box, parse_image_box
-
         text = None if prediction is None else str(prediction)
         if sample.answer_type == "image_bbox":
             image, box = parse_image_box(text) if text is not None else (None, None)

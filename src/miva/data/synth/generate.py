@@ -17,10 +17,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from miva.config import DataConfig
+from miva.config import SynthesizeConfig
 from miva.data.schema import Evidence, Sample
 from miva.data.synth.questions import WRITERS, Item, format_question
 from miva.data.synth.render import render_scene
@@ -277,7 +276,7 @@ class SynthResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
 
-def synthesize(cfg: DataConfig, progress: bool = True) -> SynthResult:
+def synthesize(cfg: SynthesizeConfig, progress: bool = True) -> SynthResult:
     """Generate `cfg.n` verified, balanced samples (in memory)."""
     unknown = [t for t in cfg.tasks if t not in WRITERS]
     if unknown:
@@ -301,7 +300,7 @@ def synthesize(cfg: DataConfig, progress: bool = True) -> SynthResult:
 
 
 def finish(
-    drafts: list[Draft], cfg: DataConfig, progress: bool = True, source: str = "synth"
+    drafts: list[Draft], cfg: SynthesizeConfig, progress: bool = True, source: str = "synth"
 ) -> SynthResult:
     """Balance, paraphrase and turn drafts into samples; check balance and split isolation."""
     drafts.sort(key=lambda d: d.index)
@@ -347,7 +346,7 @@ def finish(
     return SynthResult(samples, dict(sorted(rejects.items())), violations, dropped)
 
 
-def generator_info(cfg: DataConfig, result: SynthResult) -> dict[str, Any]:
+def generator_info(cfg: SynthesizeConfig, result: SynthResult) -> dict[str, Any]:
     return {
         "name": "miva.synth",
         "seed": cfg.seed,
@@ -357,26 +356,3 @@ def generator_info(cfg: DataConfig, result: SynthResult) -> dict[str, Any]:
         "dropped_shared_images": result.dropped_shared_images,
         "skipped_inputs": result.skipped,
     }
-
-
-def run_synth(cfg: DataConfig, out: str | Path | None = None, progress: bool = True):
-    """Synthesize (from scenes or from COCO) and write the dataset folder; returns its info.
-
-    The destination is checked first (`storage.check_writable`): a wrong bucket or missing
-    credentials fail in seconds, not after the whole dataset was generated."""
-    from miva import storage
-    from miva.data.io import write_dataset
-
-    storage.check_writable(out or cfg.output)
-    if cfg.coco_path:
-        from miva.data.coco import synthesize_coco
-
-        result = synthesize_coco(cfg, progress=progress)
-    else:
-        result = synthesize(cfg, progress=progress)
-    return write_dataset(
-        result.samples,
-        out or cfg.output,
-        generator=generator_info(cfg, result),
-        name="miva-coco" if cfg.coco_path else "miva-synth",
-    )

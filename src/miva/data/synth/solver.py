@@ -46,7 +46,7 @@ class Solution:
 def scene_from_dict(d: dict[str, Any]) -> Scene:
     """The scene graph stored in `Sample.meta["scene"]` (synthetic or COCO)."""
     if d.get("source") == "coco":
-        from miva.data.coco import CocoScene
+        from miva.data.synth.coco_scene import CocoScene
 
         return CocoScene.from_dict(d)  # type: ignore[return-value]
     return Scene.from_dict(d)

@@ -1,8 +1,7 @@
 """Reward functions: one module per family, combined by config weights in `registry`.
 
-`accuracy` holds the ONE implementation of every answer metric (also used by evaluation):
-`score_answer`, `score_choice`, `score_number`, `exact_match`, `token_f1`,
-`score_image_index`, `box_iou`, `score_bbox`, `image_bbox_rewards`, `score_image_bbox`.
+Every answer metric they pay (`score_answer`, `score_choice`, `token_f1`, `box_iou`, ...)
+has its ONE implementation in `miva.scoring`, which evaluation and the benchmarks share.
 """
 
 from miva.rl.rewards.registry import REWARDS, get_reward, reward_weights, score

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from miva.rl.rewards.accuracy import extract_answer, score_answer
+from miva.scoring import score_answer, scored_answer
 
 
 def assistant_text(traj: Any) -> str:
@@ -18,7 +18,7 @@ def prediction(traj: Any, sample: Any = None, cfg: Any = None) -> str | None:
     Box answers are written in the model's coordinates; when ``cfg.convert_answer`` is set
     (the trainer sets it from the agent runtime) it maps the text to dataset pixels.
     """
-    text = extract_answer(assistant_text(traj))
+    text = scored_answer(assistant_text(traj))
     convert = getattr(cfg, "convert_answer", None)
     boxes = sample is not None and sample.answer_type in ("bbox", "image_bbox")
     if text is not None and convert is not None and boxes:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from miva.rl.rewards._common import prediction
-from miva.rl.rewards.accuracy import image_bbox_rewards, score_bbox, score_image_index
+from miva.scoring import image_bbox_rewards, score_bbox, score_image_index
 
 
 def _dual(traj: Any, sample: Any, cfg: Any) -> tuple[float, float]:

@@ -55,7 +55,7 @@ class RewardSettings:
 
 
 def accuracy_reward(trajectories: Sequence[Any], samples: Sequence[Any], cfg: Any) -> list[float]:
-    """Accuracy of the final answer for the sample's answer type (see `accuracy.score_answer`).
+    """Accuracy of the final answer for the sample's answer type (see `miva.scoring.score_answer`).
 
     >>> from types import SimpleNamespace as NS
     >>> cfg = NS(number_tolerance=0.0, iou_threshold=None)

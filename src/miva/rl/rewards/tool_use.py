@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from miva.rl.rewards._common import accuracy_of
-from miva.rl.rewards.accuracy import box_iou, is_correct
+from miva.scoring import box_iou, is_correct
 
 
 def zoom_on_evidence(call: Any, sample: Any) -> bool:
