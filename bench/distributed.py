@@ -63,8 +63,9 @@ def main() -> None:
     dist_worker.register_toy_reward()
     folder = Path(tempfile.mkdtemp(prefix="miva-bench-dist-"))
     data_cfg = load_config(
-        "tiny-cpu", ["synthesize.n=32", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"]
-    ).data
+        "tiny-cpu",
+        ["synthesize.n=32", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"],
+    ).synthesize
     run_synth(data_cfg, folder / "ds", progress=False)
     dist_worker.record(str(folder / "ds"), args.group, str(folder / "recorded.pkl"))
     global_prompts = 2 * args.prompts_per_rank

@@ -30,7 +30,9 @@ GROUP = "trainer.kubeflow.org"
 VERSION = "v1alpha1"
 PLURAL = "trainjobs"
 TRAINER_JOB = "node"  # the replicated job of the torch runtimes that runs the trainer
-PATCH_MANAGER = "miva.ai/grpo"  # owner of our entry in spec.runtimePatches (a list keyed by manager)
+PATCH_MANAGER = (
+    "miva.ai/grpo"  # owner of our entry in spec.runtimePatches (a list keyed by manager)
+)
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
