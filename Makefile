@@ -21,7 +21,9 @@ PLATFORM ?= linux/amd64
 PIPELINE_YAML ?= pipeline.yaml
 SWEEP ?= configs/sweeps/grpo-lr.yaml
 WAIT ?=
-IMAGE_SETS = $(if $(IMAGE_TAG),--set pipeline.image_registry=$(IMAGE_REGISTRY) --set pipeline.image_tag=$(IMAGE_TAG))
+IMAGE_SETS = $(if $(IMAGE_TAG),--set pipeline.image_registry=$(IMAGE_REGISTRY) --set pipeline.image_tag=$(IMAGE_TAG)) \
+  $(if $(IMAGE_DIGEST_BASE),--set pipeline.image_digests.base=$(IMAGE_DIGEST_BASE)) \
+  $(if $(IMAGE_DIGEST_GPU),--set pipeline.image_digests.gpu=$(IMAGE_DIGEST_GPU))
 # GPU check: wheels built here (make gpu-wheels), installed on the GPU machine (make gpu-check)
 GPU_WHEELS ?= build/gpu-wheels
 GPU_CHECK_OUT ?= gpu-check.json

@@ -1325,6 +1325,14 @@ class PipelineConfig(Section):
         description="Stage image tag; `make images` writes package version + git commit to "
         "images/tags.env, which `make pipeline-compile` uses.",
     )
+    image_digests: dict[Literal["base", "gpu"], str] = Field(
+        default_factory=dict,
+        description="Content digests (`sha256:<64 hex>`) of the stage images by kind (`base`, "
+        "`gpu`). When set, every stage pod and the multi-node TrainJob run "
+        "`<registry>/miva-<kind>:<tag>@<digest>`, so a re-pushed tag cannot change what runs. "
+        "`make images` writes them to images/tags.env and `make pipeline-compile` / "
+        "`pipeline-run` pass them; recommended for every cluster run.",
+    )
     gpu_type: str = Field(
         "nvidia.com/gpu", description="Kubernetes accelerator resource the GPU stages request."
     )

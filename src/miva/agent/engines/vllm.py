@@ -60,7 +60,7 @@ class VLLMEngine:
             from miva.errors import ConfigError
 
             raise ConfigError(
-                "agent.engine=vllm needs the `vllm` package (pip install 'miva[gpu]') and a GPU"
+                "agent.rollout_engine=vllm needs the `vllm` package (pip install 'miva[gpu]') and a GPU"
             ) from exc
         self.processor = processor
         self.temperature, self.top_p = temperature, top_p
