@@ -63,18 +63,19 @@ def main() -> None:
     dist_worker.register_toy_reward()
     folder = Path(tempfile.mkdtemp(prefix="miva-bench-dist-"))
     data_cfg = load_config(
-        "tiny-cpu", ["data.n=32", "data.image_size=56", "data.images_per_sample=[2, 2]"]
-    ).data
+        "tiny-cpu",
+        ["synthesize.n=32", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"],
+    ).synthesize
     run_synth(data_cfg, folder / "ds", progress=False)
     dist_worker.record(str(folder / "ds"), args.group, str(folder / "recorded.pkl"))
     global_prompts = 2 * args.prompts_per_rank
     common = [
-        f"train.steps={args.steps}",
-        f"train.prompts_per_step={global_prompts}",
-        f"train.group_size={args.group}",
-        f"train.micro_batch_size={args.group}",
-        "train.dynamic_sampling=false",
-        f"train.checkpoint_every={args.steps}",
+        f"grpo.steps={args.steps}",
+        f"grpo.prompts_per_step={global_prompts}",
+        f"grpo.group_size={args.group}",
+        f"grpo.micro_batch_size={args.group}",
+        "grpo.dynamic_sampling=false",
+        f"grpo.checkpoint_every={args.steps}",
     ]
     rows, weights = [], {}
     for nproc in (1, 2):
@@ -87,7 +88,7 @@ def main() -> None:
             for kind in ("real", "replay")
         ]
         if nproc == 1:
-            bigger = [*common, f"train.micro_batch_size={2 * args.group}"]
+            bigger = [*common, f"grpo.micro_batch_size={2 * args.group}"]
             runs.append({"out": str(folder / "control"), "replay": True, "overrides": bigger})
         wall = launch(
             {"dataset": str(folder / "ds"), "replay": str(folder / "recorded.pkl"), "runs": runs},

@@ -185,20 +185,20 @@ def train_config(w: dict[str, int], pixels: tuple[int, int], on_gpu: bool, smoke
             f"model.min_pixels={pixels[0]}",
             f"model.max_pixels={pixels[1]}",
             f"model.dtype={'bfloat16' if on_gpu else 'float32'}",
-            "train.engine=deepspeed",
-            "train.zero_stage=2",
-            "train.gradient_checkpointing=true",
-            f"train.prompts_per_step={w['prompts']}",
-            f"train.group_size={w['group']}",
-            f"train.micro_batch_size={w['micro_batch']}",
+            "grpo.training_backend=deepspeed",
+            "grpo.zero_stage=2",
+            "grpo.gradient_checkpointing=true",
+            f"grpo.prompts_per_step={w['prompts']}",
+            f"grpo.group_size={w['group']}",
+            f"grpo.micro_batch_size={w['micro_batch']}",
             # one more than runs: the trainer checkpoints its last step, which is not measured
-            f"train.steps={steps + 1}",
-            "train.checkpoint_every=1000000",
-            "train.dynamic_sampling=false",
-            "train.lr=1e-6",
+            f"grpo.steps={steps + 1}",
+            "grpo.checkpoint_every=1000000",
+            "grpo.dynamic_sampling=false",
+            "grpo.lr=1e-6",
             # a random model's trajectories are truncated or answer nothing: all train, so
             # every step runs a full update
-            "train.status_policy={ok: train, truncated: train, malformed: train, "
+            "grpo.status_policy={ok: train, truncated: train, malformed: train, "
             "tool_error: train, max_turns: train, image_budget: train}",
         ],
     )
@@ -302,7 +302,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         if step <= w["warmup"] or step not in shapes:
             continue
         model_flops = F.update_flops(
-            text, vocab, shapes[step], mu=cfg.train.mu, reference=cfg.train.beta > 0, vision=vision
+            text, vocab, shapes[step], mu=cfg.grpo.mu, reference=cfg.grpo.beta > 0, vision=vision
         )
         upd = row["perf/update_time_s"]
         tokens, gen_s = counts[step]

@@ -35,6 +35,10 @@ NOT_REACHED = {
         "as above",
         '"attention/items_with_image_tools"',
     ),
+    "rollout/drawn/zoom_on_evidence": (
+        "the random tiny policy calls no tool",
+        'm["rollout/drawn/zoom_on_evidence"]',
+    ),
     "sweep/seconds": ("a sweep run (tests/pipeline/test_sweep_local.py, slow)", '"sweep/seconds"'),
     "sweep/trials": ("a sweep run", '"sweep/trials"'),
     "sweep/best": ("a sweep run", '"sweep/best"'),
@@ -109,6 +113,7 @@ def _run_stages(tmp: Path) -> set[str]:
     grpo = stages.grpo(cfg, clean, tmp / "grpo", sft.output, progress=False)
     names = set(gate.metrics) | set(sft.metrics)
     names |= {k for row in grpo.value.history for k in row if k != "step"}
+    names |= _pretrain_names(tmp / "pretrain")
 
     ds, _ = _dataset(tmp)
     sampled = load_config("tiny-cpu", ["evaluate.greedy=false", "evaluate.pass_k=2"])
@@ -128,6 +133,28 @@ def _run_stages(tmp: Path) -> set[str]:
         generate_factory=_factory(_policy),
     )
     return names | set(result.metrics)
+
+
+def _pretrain_names(out: Path) -> set[str]:
+    """`miva pretrain` for one step, with a probe evaluation: the names of its curve."""
+    import json
+
+    from miva.rl.pretrain import pretrain
+
+    cfg = load_config(
+        "tiny-cpu",
+        [
+            "pretrain.steps=1",
+            "pretrain.batch_size=2",
+            "pretrain.chunk=4",
+            "pretrain.eval_items=2",
+            "pretrain.eval_every=1",
+            "pretrain.max_new_tokens=16",
+        ],
+    )
+    res = pretrain(cfg, str(out), progress=False, log=lambda _: None)
+    rows = (Path(res.output) / "pretrain_metrics.jsonl").read_text().splitlines()
+    return {k for row in rows for k in json.loads(row) if k != "step"}
 
 
 def test_every_logged_metric_is_in_the_glossary(logged):
@@ -157,5 +184,8 @@ def test_lookup_and_mlflow_keys():
     assert lookup("train/reward/accuracy").pattern == "train/reward/<component>"
     assert lookup("train/reward_mean").pattern == "train/reward_mean"
     assert lookup("train/made_up") is None
+    assert lookup("delta/test/attribute/p_value").pattern == "delta/<set>/<task>/p_value"
+    assert lookup("delta/test/attribute/accuracy").pattern == "delta/<eval metric>"
+    assert lookup("pretrain/probe/colour").stage == "pretrain"
     assert metric_key("eval/test/overall/pass@4") == "eval/test/overall/pass_4"
     assert len({m.pattern for m in GLOSSARY}) == len(GLOSSARY)

@@ -108,7 +108,7 @@ output "k8s_env" {
     "MLFLOW_DB_PORT=${module.mlflow_db.port}",
     "MLFLOW_DB_NAME=${module.mlflow_db.db_name}",
     "MLFLOW_DB_SECRET_ARN=${module.mlflow_db.master_secret_arn}",
-    "MLFLOW_IMAGE=${local.k8s_images["miva-base"]}",
+    "BASE_IMAGE=${local.k8s_images["miva-base"]}",
     "GPU_IMAGE=${local.k8s_images["miva-gpu"]}",
     "NODE_ROLE_NAME=${module.eks.node_role_name}",
     # NetworkPolicy egress: RDS and the API server's private endpoint live in the VPC; pods

@@ -58,7 +58,11 @@ TASKS = (
     "grounding",
     "group_grounding",
     "difference",
+    "closeup",
 )
+# Generated unless synthesize.tasks says otherwise. `closeup` (a small object whose colour only a
+# zoom shows) is opt-in: it needs images much larger than the model's view (docs/learning.md).
+DEFAULT_TASKS = TASKS[:7]
 STATUSES = ("ok", "truncated", "malformed", "tool_error", "max_turns", "image_budget")
 
 
@@ -121,9 +125,10 @@ class SynthesizeConfig(Section):
         "shared across splits, so held-out scores measure generalisation.",
     )
     tasks: list[str] = Field(
-        default_factory=lambda: list(TASKS),
-        description=f"Task families to generate; known: {', '.join(TASKS)}. `attribute` "
-        "with `detail: coarse` is the one a tiny model learns on CPU.",
+        default_factory=lambda: list(DEFAULT_TASKS),
+        description=f"Task families to generate; default {', '.join(DEFAULT_TASKS)}; known: "
+        f"{', '.join(TASKS)}. `attribute` with `detail: coarse` is the one a tiny model learns "
+        "on CPU; `closeup` needs images much larger than the model's view.",
     )
     images_per_sample: tuple[int, int] = Field(
         (2, 4),
@@ -670,11 +675,121 @@ class SFTConfig(Section):
         description="Gold trajectories include the tool calls the evidence justifies (a zoom "
         "on the evidence box), so the model sees tool use before RL.",
     )
+    zoom_demo_accuracy: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of gold zooms by region name (the closeup task) that go to the cell "
+        "holding the evidence; the rest go to another cell, seeded per sample (an imperfect "
+        "demonstrator: what RL can improve on and imitation cannot). Default 1.0; the tool "
+        "experiment of bench/learning.py uses 0.5.",
+    )
+    no_tool_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of gold trajectories prompted without tools (answering directly), "
+        "seeded per sample, so one SFT model can start GRPO with tools and without. Default 0.",
+    )
     log_every: int = Field(25, ge=1, description="Steps between logged SFT metrics.")
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA instead of full SFT.")
     output: str = Field(
         ".miva/models/sft",
         description="save_pretrained folder of the SFT model (local path or s3:// URI).",
+    )
+
+
+# --------------------------------------------------------------------------- pretrain
+
+
+class PretrainConfig(Section):
+    """Caption pretraining that teaches a model to see synthetic scenes (`miva pretrain`):
+    it builds the `tiny-pretrained` preset from `tiny-random` (docs/learning.md)."""
+
+    init: str = Field(
+        "tiny-random",
+        description="Starting weights (preset, folder or s3:// URI); default tiny-random, the "
+        "randomly initialised tiny Qwen2.5-VL.",
+    )
+    steps: int = Field(
+        1200, ge=1, description="Optimizer steps (each on fresh scenes); default 1200."
+    )
+    max_minutes: float | None = Field(
+        25.0,
+        gt=0,
+        description="Stop after this many training minutes even if `steps` are not done "
+        "(evaluation excluded); default 25, so a rebuild stays within 30 minutes on 2 CPU cores.",
+    )
+    batch_size: int = Field(16, ge=1, description="Caption samples per step; default 16.")
+    lr: float = Field(
+        2e-3,
+        gt=0,
+        description="Peak AdamW learning rate; default 2e-3 (what SFT of the tiny model uses).",
+    )
+    warmup_steps: int = Field(30, ge=0, description="Linear warm-up steps; default 30.")
+    min_lr_ratio: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Cosine decay ends at this share of `lr` at `steps` (or at `max_minutes`, "
+        "whichever comes first); default 0.1.",
+    )
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay; default 0.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm; default 1.")
+    chunk: int = Field(
+        256,
+        ge=1,
+        description="Caption samples generated at a time (each is trained on once, so the "
+        "model never sees a scene twice); default 256.",
+    )
+    image_sizes: list[int] = Field(
+        default_factory=lambda: [56, 112, 224],
+        description="Drawn image sizes; the tiny preset shows 56 px at 56 and 112-224 px at "
+        "112 (model.min_pixels / max_pixels); default [56, 112, 224].",
+    )
+    images_per_sample: tuple[int, int] = Field(
+        (1, 3), description="Min and max images per caption sample; default [1, 3]."
+    )
+    coarse_fraction: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share of images with one large object (synthesize.detail coarse); the rest hold "
+        "1 to `max_objects` small or large objects; images drawn at 56 px always hold one; "
+        "default 0.3.",
+    )
+    max_objects: int = Field(3, ge=1, description="Objects per busy image; default 3.")
+    curriculum_fraction: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share of the schedule (steps or minutes) trained on one object in one "
+        "image before busier scenes: a model that sees one object learns colour and shape "
+        "faster, then binding them in reading order; default 0.3.",
+    )
+    tool_prompt_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of samples whose system prompt offers zoom and view (as `make run` "
+        "does); the rest offer no tools (as the learning bench does); default 0.5.",
+    )
+    max_new_tokens: int = Field(
+        160, ge=16, description="Token budget of one description; default 160."
+    )
+    eval_items: int = Field(
+        300, ge=1, description="Held-out caption samples scored at the end; default 300."
+    )
+    eval_every: int = Field(
+        500,
+        ge=0,
+        description="Steps between evaluations on the first 64 held-out samples (0: only at the end); default 500.",
+    )
+    seed: int = Field(0, description="Seed of the caption generator and the data order.")
+    output: str = Field(
+        ".miva/models/tiny-pretrained",
+        description="Where the model folder and its card go (the repository's preset lives in "
+        "src/miva/agent/presets/tiny-pretrained).",
     )
 
 
@@ -729,7 +844,12 @@ class GRPOConfig(Section):
         "preset shows the loop; 100-300 for learning.",
     )
     prompts_per_step: int = Field(
-        8, ge=1, description="Prompts per step; the batch is prompts_per_step x group_size."
+        8,
+        ge=1,
+        description="Prompts per step; the batch is prompts_per_step x group_size. Default 8. "
+        "Larger batches average the policy gradient over more prompts (less noise per update) "
+        "at a proportional step time: 16 x 8 where a step takes seconds, as in DAPO's 512 x 16 "
+        "at scale.",
     )
     group_size: int = Field(
         8,
@@ -738,10 +858,13 @@ class GRPOConfig(Section):
         "the advantages (GRPO, Shao et al. 2024). 8 is common; 4 is the least that works.",
     )
     mu: int = Field(
-        1,
+        2,
         ge=1,
-        description="Policy updates per batch with stored old log-probs. With 1 the ratio is "
-        "exactly 1 and the clip never acts; 2-4 give the clipped trust region meaning.",
+        description="Policy updates per batch with stored old log-probs (PPO epochs; the old "
+        "log-probs are computed once before the first). Default 2: with 1 the ratio is exactly "
+        "1 and the clip never acts, so nothing bounds a step (GRPO, DeepSeekMath: mu 1 only "
+        "with one update per batch; PPO: 2-4). Each extra update costs one more "
+        "forward/backward of the batch.",
     )
     micro_batch_size: int = Field(
         16,
@@ -756,7 +879,25 @@ class GRPOConfig(Section):
         "for 3B/7B models.",
     )
     warmup_steps: int = Field(
-        0, ge=0, description="Linear warm-up steps of the learning rate (0: full rate at once)."
+        10,
+        ge=0,
+        description="GRPO steps of linear learning-rate warm-up (mu optimizer updates each) "
+        "from a small rate to lr; default 10 (about 5-10 % of a run; 0 disables). Keeps the "
+        "first updates of a fresh Adam state, whose second moments are still near zero, from "
+        "overshooting.",
+    )
+    lr_decay: Literal["constant", "cosine", "linear"] = Field(
+        "cosine",
+        description="Learning-rate shape after warm-up until the last of grpo.steps: constant, "
+        "or a cosine or linear decay to min_lr_ratio x lr. Default cosine: at a constant rate "
+        "GRPO gave back its gains within 60 steps on the tiny preset (bench/RESULTS.md); the "
+        "decay lets the last updates settle.",
+    )
+    min_lr_ratio: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of lr the decay ends at (at grpo.steps); default 0.1.",
     )
     weight_decay: float = Field(
         0.0, ge=0, description="AdamW weight decay; RL fine-tuning usually keeps it at 0."
@@ -781,8 +922,10 @@ class GRPOConfig(Section):
     beta: float = Field(
         0.0,
         ge=0,
-        description="Weight of the k3 KL to a frozen reference model; 0 loads no reference "
-        "(DAPO and Dr.GRPO drop it). 0.001-0.04 when a trust region to the start is wanted.",
+        description="Weight of the k3 KL penalty to the starting (reference) model; default 0, "
+        "which loads no reference model (DAPO and Dr.GRPO drop it). 0.001-0.04 keeps the policy "
+        "near its start (DeepSeekMath GRPO used 0.04) at the cost of one more forward pass per "
+        "batch.",
     )
     kl_ratio_correction: bool = Field(
         False,
@@ -1197,6 +1340,14 @@ class PipelineConfig(Section):
         description="Stage image tag; `make images` writes package version + git commit to "
         "images/tags.env, which `make pipeline-compile` uses.",
     )
+    image_digests: dict[Literal["base", "gpu"], str] = Field(
+        default_factory=dict,
+        description="Content digests (`sha256:<64 hex>`) of the stage images by kind (`base`, "
+        "`gpu`). When set, every stage pod and the multi-node TrainJob run "
+        "`<registry>/miva-<kind>:<tag>@<digest>`, so a re-pushed tag cannot change what runs. "
+        "`make images` writes them to images/tags.env and `make pipeline-compile` / "
+        "`pipeline-run` pass them; recommended for every cluster run.",
+    )
     gpu_type: str = Field(
         "nvidia.com/gpu", description="Kubernetes accelerator resource the GPU stages request."
     )
@@ -1306,6 +1457,10 @@ class MivaConfig(Section):
     agent: AgentConfig = Field(default_factory=AgentConfig, description="Tools and rollouts.")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="GRPO rewards.")
     sft: SFTConfig = Field(default_factory=SFTConfig, description="The sft stage.")
+    pretrain: PretrainConfig = Field(
+        default_factory=PretrainConfig,
+        description="`miva pretrain`: caption pretraining that builds the tiny-pretrained preset.",
+    )
     grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="The grpo stage.")
     evaluate: EvaluateConfig = Field(
         default_factory=EvaluateConfig, description="The evaluate stage."

@@ -2,9 +2,10 @@
 
 Names are flat and `/`-namespaced, the same in metrics files, KFP Metrics, MLflow and the
 HTML reports: `sft/`, `train/`, `rollout/`, `perf/` (the training stages, one row per
-logged step), `validate/` (the gate), `eval/<set>/<task>/` (evaluation; `<task>` is a task
-family, a benchmark's task or `overall`), with `baseline/...` and `delta/...` mirroring
-every `eval/...` name for the baseline model and the difference.
+logged step), `pretrain/` (`miva pretrain`, beside the model it writes), `validate/` (the
+gate), `eval/<set>/<task>/` (evaluation; `<task>` is a task family, a benchmark's task or
+`overall`), with `baseline/...` and `delta/...` mirroring every `eval/...` name for the
+baseline model and the difference (plus `delta/.../p_value`, the paired test).
 
 A `<placeholder>` in a pattern stands for one path segment. A test runs the stages on tiny
 inputs and fails when a logged name matches no entry, or an entry matches nothing logged:
@@ -171,6 +172,29 @@ GLOSSARY: tuple[Metric, ...] = (
         "Share of trajectories that ended with this status (ok, truncated, malformed, ...).",
     ),
     Metric(
+        "rollout/drawn/accuracy",
+        "grpo",
+        "Accuracy over every group drawn this step, before dynamic sampling kept the mixed "
+        "ones: the policy's own accuracy on fresh training prompts (train/accuracy is the "
+        "filtered batch's).",
+    ),
+    Metric(
+        "rollout/drawn/reward_mean",
+        "grpo",
+        "Mean total reward over every group drawn this step, before dynamic sampling.",
+    ),
+    Metric(
+        "rollout/drawn/trajectories",
+        "grpo",
+        "Trajectories drawn this step (all ranks, refills included): the denominator of the two above.",
+    ),
+    Metric(
+        "rollout/drawn/zoom_on_evidence",
+        "grpo",
+        "Share of successful zoom calls (every group drawn) whose region overlaps an evidence "
+        "box of the sample; logged when some zoom succeeded.",
+    ),
+    Metric(
         "rollout/zero_var_group_frac",
         "grpo",
         "Share of groups whose rewards were all equal (no learning signal).",
@@ -245,7 +269,23 @@ GLOSSARY: tuple[Metric, ...] = (
         "Unbiased pass@k over k sampled trajectories (evaluate.greedy false).",
     ),
     Metric("eval/<set>/overall/invalid_rate", _EVAL, "Share of items without a readable answer."),
-    Metric("eval/<set>/overall/items", _EVAL, "Items scored."),
+    Metric("eval/<set>/<task>/items", _EVAL, "Items scored (per task and overall)."),
+    Metric(
+        "eval/<set>/<task>/majority_share",
+        _EVAL,
+        "Share of the most frequent gold answer among the items: what a constant answer scores. "
+        "An accuracy shows learning only above it.",
+    ),
+    Metric(
+        "eval/<set>/<task>/accuracy_ci95_low",
+        _EVAL,
+        "Lower end of the Wilson 95 % interval of the accuracy (k right of n items).",
+    ),
+    Metric(
+        "eval/<set>/<task>/accuracy_ci95_high",
+        _EVAL,
+        "Upper end of the Wilson 95 % interval of the accuracy.",
+    ),
     Metric("eval/<set>/overall/tasks", _EVAL, "Tasks in the set (MIG-Bench)."),
     Metric("eval/<set>/overall/micro_accuracy", _EVAL, "Accuracy over items, whatever their task."),
     Metric("eval/<set>/overall/macro_accuracy", _EVAL, "Mean of the per-task accuracies."),
@@ -301,6 +341,25 @@ GLOSSARY: tuple[Metric, ...] = (
         "The same eval/ metric for the baseline model on the same items.",
     ),
     Metric("delta/<eval metric>", _EVAL, "eval/ minus baseline/ for the same metric."),
+    Metric(
+        "delta/<set>/<task>/p_value",
+        _EVAL,
+        "Exact McNemar p of the model against the baseline on the same items (first sample of "
+        "each): how likely a difference at least this large is if both were equally accurate.",
+    ),
+    # ------------------------------------------------------------------ pretrain
+    Metric("pretrain/loss", "pretrain", "Caption loss (mean NLL of the description tokens)."),
+    Metric("pretrain/grad_norm", "pretrain", "Gradient norm before clipping."),
+    Metric("pretrain/lr", "pretrain", "Learning rate of the step (warm-up, then cosine decay)."),
+    Metric("pretrain/minutes", "pretrain", "Training minutes so far (evaluations excluded)."),
+    Metric(
+        "pretrain/probe/<score>",
+        "pretrain",
+        "Greedy descriptions of the first held-out scenes (pretrain.eval_every): size, colour, "
+        "shape, position (per-object accuracy), count (images whose object count is right), "
+        'exact, count_answer ("How many objects" accuracy), description_accuracy (mean of '
+        "the four attributes; the model card's headline).",
+    ),
     # ------------------------------------------------------------------ sweeps
     Metric(
         "sweep/seconds",
@@ -316,24 +375,25 @@ GLOSSARY: tuple[Metric, ...] = (
 )
 
 _MIRRORS = ("baseline/", "delta/")
+_MIRROR_ENTRIES = tuple(f"{prefix}<eval metric>" for prefix in _MIRRORS)
 
 
 @cache
 def _compiled() -> tuple[tuple[Metric, re.Pattern[str]], ...]:
-    return tuple((m, m.regex) for m in GLOSSARY if not m.pattern.startswith(_MIRRORS))
+    return tuple((m, m.regex) for m in GLOSSARY if m.pattern not in _MIRROR_ENTRIES)
 
 
 def lookup(name: str) -> Metric | None:
     """The glossary entry a logged name falls under, or None."""
+    for metric, regex in _compiled():
+        if regex.match(name):
+            return metric
     for prefix in _MIRRORS:
         if name.startswith(prefix):
             inner = lookup("eval/" + name[len(prefix) :])
             if inner is None:
                 return None
-            return next(m for m in GLOSSARY if m.pattern.startswith(prefix))
-    for metric, regex in _compiled():
-        if regex.match(name):
-            return metric
+            return next(m for m in GLOSSARY if m.pattern == f"{prefix}<eval metric>")
     return None
 
 

@@ -176,7 +176,7 @@ def test_compact_system_prompt_keeps_signatures_and_formats_in_few_tokens():
     schemas = [Zoom().schema(), View().schema()]
     compact = fmt.system_prompt(schemas, "image_bbox", "qwen2.5-vl", style="compact")
     full = fmt.system_prompt(schemas, "image_bbox", "qwen2.5-vl")
-    assert "zoom(image, bbox)" in compact and "view(image)" in compact
+    assert "zoom(image, bbox, region)" in compact and "view(image)" in compact
     assert (
         fmt.ANSWER_FORMATS["image_bbox"] in compact and fmt.coordinate_rule("qwen2.5-vl") in compact
     )

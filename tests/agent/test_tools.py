@@ -62,6 +62,21 @@ def test_zoom_of_a_zoom_maps_back_to_the_original():
     assert res2.region == {"image": 1, "bbox": [112.0, 112.0, 224.0, 224.0]}
 
 
+def test_zoom_by_region_name_crops_that_grid_cell():
+    ctx = _ctx()
+    res = Zoom(112)({"image": 1, "region": "top left"}, ctx)
+    assert res.ok, res.text
+    ((crop, _),) = res.images
+    assert crop.size == (112, 112)
+    assert np.array(crop)[..., 0].min() > 200  # the top-left ninth of the image is red
+    assert res.region == {"image": 1, "bbox": [0.0, 0.0, 149.0, 149.0]}  # 448 / 3 = 149.3
+    res = Zoom(112)({"image": 1, "region": " Bottom  Right"}, ctx)
+    assert res.ok and res.region["bbox"] == [298.0, 298.0, 448.0, 448.0]
+    assert np.array(res.images[0][0])[..., 2].min() > 200  # blue
+    centre = Zoom(112)({"image": 2, "region": "centre"}, ctx)  # a 200 x 100 image
+    assert centre.region == {"image": 2, "bbox": [66.0, 33.0, 133.0, 67.0]}
+
+
 def test_view_puts_the_original_back():
     ctx = _ctx()
     res = View()({"image": 2}, ctx)
@@ -87,6 +102,10 @@ def test_view_puts_the_original_back():
         (Zoom(), {"image": 1, "bbox": [0, 0, 10, 10], "zoom": 3}, "unknown key"),
         (Zoom(), ["image", 1], "type object"),
         (Zoom(), {"image": 1, "bbox": [0, 0, 112, 1]}, "too thin"),
+        (Zoom(), {"image": 1}, "exactly one of bbox and region"),
+        (Zoom(), {"image": 1, "region": "top left", "bbox": [0, 0, 9, 9]}, "exactly one"),
+        (Zoom(), {"image": 1, "region": "upper left"}, "not a grid cell"),
+        (Zoom(), {"image": 1, "region": 3}, "type string"),
         (View(), {"image": 3}, "image 3 does not exist"),
         (View(), {"image": -1}, ">= 1"),
         (View(), {"image": 1.5}, "type integer"),

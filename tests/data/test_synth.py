@@ -34,8 +34,9 @@ def _digest(samples) -> str:
 
 @pytest.fixture(scope="module")
 def generated():
-    # 5 samples of each of the 7 families, 448 px as in the default preset
-    return synthesize(_cfg(n=35, image_size=448, workers=2), progress=False).samples
+    # 5 samples of each family (closeup included), 448 px as in the default preset
+    cfg = _cfg(n=5 * len(TASKS), image_size=448, workers=2, tasks=list(TASKS))
+    return synthesize(cfg, progress=False).samples
 
 
 def test_same_seed_same_digest_and_workers_do_not_matter():

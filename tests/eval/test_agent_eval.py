@@ -114,7 +114,9 @@ def test_the_evaluate_stage_logs_metrics_digests_and_report_to_its_mlflow_run(tm
         cfg, "main", tmp_path / "out", dataset=ds, generate_factory=_factory(_policy)
     )
     assert result.metrics["eval/test/overall/accuracy"] == 1.0
-    assert result.summary.startswith("eval/test/overall/accuracy 1.0000")
+    share = result.metrics["eval/test/overall/majority_share"]
+    assert 0 < share < 1
+    assert result.summary == f"eval/test/overall/accuracy 1.0000 (majority share {share:.4f})"
     assert (tmp_path / "out" / "metrics.json").exists()
     client = MlflowClient(uri)
     (run,) = client.search_runs(

@@ -127,6 +127,15 @@ def test_run_eval_dataset_and_benchmark_with_baseline(tmp_path):
     assert m["eval/test/selection/mean_turns"] == 2.0
     assert m["eval/test/overall/tokens_per_sample"] == 10.0
     assert m["baseline/test/overall/status/truncated"] == pytest.approx(1 / 3)
+    # what an accuracy means: items, majority share, Wilson interval, paired p-value
+    assert m["eval/test/selection/items"] == 2.0
+    assert m["eval/test/selection/majority_share"] == 0.5  # answers 1 and 2
+    assert m["eval/test/overall/majority_share"] == pytest.approx(1 / 3)
+    assert m["eval/test/overall/accuracy_ci95_low"] == pytest.approx(0.4385, abs=1e-4)
+    assert m["eval/test/overall/accuracy_ci95_high"] == 1.0  # 3 of 3: 3 / 6.8416 = 0.4385
+    # main right on all 3, baseline on 1 (the same item): b = 2, c = 0 -> p = 2 / 4
+    assert m["delta/test/overall/p_value"] == pytest.approx(0.5)
+    assert "delta/test/overall/majority_share" not in m
     # MIG-Bench: group grounding answered with the gold image and box
     assert "eval/mig-bench/overall/acc_iou50" in m
     assert m["eval/mig-bench/group_grounding/acc_iou50"] == 1.0
@@ -151,6 +160,7 @@ def test_run_eval_dataset_and_benchmark_with_baseline(tmp_path):
     assert page.count("data:image/png;base64,") >= 10  # plots and gallery images inline
     assert "Skipped items (6)" in page and "tool images" in page and "delta" in page
     assert 'src="http' not in page  # self-contained
+    assert "test/overall: accuracy 1.000" in page and "majority share 0.333" in page
 
 
 def test_pass_at_k_when_sampling(tmp_path):

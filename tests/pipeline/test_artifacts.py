@@ -35,6 +35,18 @@ def test_plan_decides_sft_and_images_from_the_resolved_config():
     assert default.base_image == "ghcr.io/miva-project/miva-base:latest" and default.sft_enabled
 
 
+def test_plan_pins_images_by_digest_when_the_config_has_them():
+    base, gpu = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    sets = f'["pipeline.image_digests.base={base}", "pipeline.image_digests.gpu={gpu}"]'
+    p = artifacts.plan("tiny-cpu", sets, "reg.example/x", "t1")
+    assert p.base_image == f"reg.example/x/miva-base:t1@{base}"
+    assert p.gpu_image == f"reg.example/x/miva-gpu:t1@{gpu}"  # what the TrainJob runs too
+    with pytest.raises(ConfigError, match="image_digests.gpu must be sha256"):
+        artifacts.plan("tiny-cpu", '["pipeline.image_digests.gpu=sha256:abc"]')
+    with pytest.raises(ConfigError, match="image_digests"):
+        artifacts.plan("tiny-cpu", f'["pipeline.image_digests.cpu={base}"]')
+
+
 def test_plan_fails_on_a_bad_key_naming_it():
     with pytest.raises(ConfigError, match="grpo.nope"):
         artifacts.plan("tiny-cpu", '["grpo.nope=1"]')

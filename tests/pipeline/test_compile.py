@@ -69,6 +69,16 @@ def test_every_stage_runs_on_its_image(compiled):
     assert seen == {"synthesize", "validate", "sft", "grpo", "evaluate", "register"}
 
 
+def test_image_digests_pin_the_configure_step_and_travel_to_the_plan(tmp_path):
+    digest = "sha256:" + "3" * 64
+    spec, _ = _compile(tmp_path, [*OVERRIDES, f"pipeline.image_digests.base={digest}"])
+    executors = spec["deploymentSpec"]["executors"]
+    image = executors["exec-configure"]["container"]["image"]
+    assert image == f"reg.example/team/miva-base:0.1.0-abc1234@{digest}"
+    overrides = spec["root"]["inputDefinitions"]["parameters"]["overrides"]["defaultValue"]
+    assert f"pipeline.image_digests.base={digest}" in overrides  # the plan resolves the rest
+
+
 def test_no_pip_install_at_run_time(compiled):
     spec, _ = compiled
     for label, ex in spec["deploymentSpec"]["executors"].items():

@@ -51,7 +51,17 @@ def test_summarize_reads_each_stage(tmp_path):
     (run / "grpo-2" / "model" / "curve.png").write_bytes(b"png")
     (run / "evaluate-2" / "results").mkdir(parents=True)
     (run / "evaluate-2" / "results" / "metrics.json").write_text(
-        json.dumps({"eval/test/overall/accuracy": 0.5, "baseline/test/overall/accuracy": 0.25})
+        json.dumps(
+            {
+                "eval/test/overall/accuracy": 0.5,
+                "baseline/test/overall/accuracy": 0.25,
+                "eval/test/overall/items": 40.0,
+                "eval/test/overall/majority_share": 0.3,
+                "eval/test/overall/accuracy_ci95_low": 0.352,
+                "eval/test/overall/accuracy_ci95_high": 0.648,
+                "delta/test/overall/p_value": 0.02,
+            }
+        )
     )
     (run / "register-2").mkdir()
     (run / "register-2" / "decision").write_text(
@@ -63,6 +73,13 @@ def test_summarize_reads_each_stage(tmp_path):
     assert "validation  PASS: 6 clean, 0 quarantined" in text
     assert "sft         skipped" in text
     assert f"curve: {run / 'grpo-2' / 'model' / 'curve.png'}" in text
-    assert "| eval/test/overall/accuracy | 0.5000 | 0.2500 | 0.2500 |" in text
+    assert (
+        "| eval/test/overall/accuracy | 0.5000 | 0.352-0.648 | 0.2500 | 0.2500 | 0.02 | 0.300 | 40 |"
+        in text
+    )
+    assert (
+        "test/overall: accuracy 0.500 (95 % CI 0.352-0.648, 40 items) is above the majority "
+        "share 0.300 (the interval excludes it); it beats the starting model" in text
+    )
     assert "registry    registered miva-agent v1: promoted; champion is v1" in text
     assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}" in text

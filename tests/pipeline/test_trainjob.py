@@ -7,6 +7,7 @@ import pytest
 from miva.config import load_config
 from miva.pipeline import trainjob
 from miva.pipeline.trainjob import TrainJobError, render_trainjob, train_args, trainjob_name
+from tests.infra.conftest import load_script
 from tests.pipeline.standin import StandIn
 
 OVERRIDES = ["pipeline.num_nodes=4", "pipeline.gpu_count=8", "grpo.lr=1e-6"]
@@ -58,9 +59,11 @@ def test_manifest_runs_the_train_image_with_the_same_arguments(cfg):
 
 def test_manifest_schedules_on_gpu_pool_with_shm_and_secrets(cfg):
     m = _manifest(cfg)
-    (override,) = m["spec"]["podTemplateOverrides"]
-    assert override["targetJobs"] == [{"name": "node"}]
-    spec = override["spec"]
+    (patch,) = m["spec"]["runtimePatches"]
+    assert patch["manager"] == "miva.ai/grpo"
+    (job,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+    assert job["name"] == "node"
+    spec = job["template"]["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"miva.ai/pool": "gpu"}
     assert spec["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -75,6 +78,18 @@ def test_manifest_schedules_on_gpu_pool_with_shm_and_secrets(cfg):
     tracking = env["MLFLOW_TRACKING_URI"]["valueFrom"]["secretKeyRef"]
     assert tracking == {"name": "miva-mlflow", "key": "MLFLOW_TRACKING_URI", "optional": False}
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "miva-s3"
+
+
+def test_manifest_is_valid_against_the_trainer_api(cfg):
+    """The Trainer v2.3 API models accept every field we render (none dropped as unknown)."""
+    check_manifests = load_script("infra/scripts/check_manifests.py", "miva_infra_check_manifests")
+    m = _manifest(cfg)
+    assert check_manifests.check_trainer(check_manifests.Document("trainjob", 0, m)) == []
+    m["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0][
+        "template"
+    ]["spec"]["template"]["spec"]["hostNetwork"] = True  # not a field managers may patch
+    (problem,) = check_manifests.check_trainer(check_manifests.Document("trainjob", 0, m))
+    assert "unknown field" in problem and "hostNetwork" in problem
 
 
 def test_name_is_stable_per_run_and_task_and_dns_safe():

@@ -17,6 +17,9 @@ MODULES = [f"miva.rl.rewards.{m.name}" for m in pkgutil.iter_modules(rewards_pkg
     "miva.rl.distributed",
     "miva.rl.flops",
     "miva.rl.grpo",
+    "miva.rl.schedule",
+    "miva.agent.tools.zoom",
+    "miva.eval.verdict",
 ]
 
 

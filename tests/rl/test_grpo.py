@@ -94,6 +94,8 @@ def test_grpo_steps_update_the_model_and_log_every_metric(dataset, tmp_path):
         "train/masked_frac",
         "perf/tokens_per_s",
         "perf/step_time_s",
+        "rollout/drawn/accuracy",
+        "rollout/drawn/reward_mean",
     ):
         assert key in row and math.isfinite(row[key]), key
     assert row["train/grad_norm"] > 0
@@ -219,3 +221,68 @@ def test_deepspeed_step_on_cpu(dataset, tmp_path):
 
     before, after = _params(resolve("tiny-random")), _params(tmp_path / "ds")
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_drawn_metrics_describe_every_group_before_dynamic_sampling():
+    from types import SimpleNamespace as NS
+
+    from miva.rl.grpo import StepBatch, drawn_counts, gathered, rollout_metrics
+
+    ev = [NS(image=1, bbox=(10, 10, 20, 20))]
+    on = NS(name="zoom", ok=True, region={"image": 1, "bbox": [0, 0, 15, 15]})
+    off = NS(name="zoom", ok=True, region={"image": 1, "bbox": [50, 50, 60, 60]})
+
+    def part(correct, calls):
+        trajs = [
+            NS(tool_calls=c, num_turns=2, num_sampled_tokens=5, token_ids=[0] * 9) for c in calls
+        ]
+        rewards = [{"accuracy": float(x), "total": float(x)} for x in correct]
+        n = len(correct)
+        return StepBatch(
+            trajs,
+            [NS(evidence=ev)] * n,
+            rewards,
+            [float(x) for x in correct],
+            [True] * n,
+            ["ok"] * n,
+            [False] * n,
+        )
+
+    solved = part([1, 1], [[on], [on]])  # zero variance: dynamic sampling drops it
+    mixed = part([1, 0], [[on], [off]])
+    trained = part([1, 0], [[on], [off]])
+    trained.drawn = drawn_counts(
+        StepBatch(
+            solved.trajectories + mixed.trajectories,
+            solved.samples + mixed.samples,
+            solved.rewards + mixed.rewards,
+            solved.totals + mixed.totals,
+            [True] * 4,
+            ["ok"] * 4,
+            [False] * 4,
+        )
+    )
+    m = rollout_metrics(trained)
+    assert m["train/accuracy"] == 0.5  # the trained (filtered) batch
+    assert m["rollout/drawn/accuracy"] == 0.75  # every group drawn: 3 of 4
+    assert m["rollout/drawn/reward_mean"] == 0.75
+    assert m["rollout/drawn/zoom_on_evidence"] == 0.75  # 3 of 4 zooms overlap the evidence
+    assert rollout_metrics(mixed)["rollout/drawn/accuracy"] == 0.5  # no filter: the batch itself
+    # one process: gathering keeps the counts (ranks would add theirs)
+    assert rollout_metrics(gathered(trained))["rollout/drawn/accuracy"] == 0.75
+
+
+def test_lr_schedule_counts_grpo_steps_whatever_mu(dataset, tmp_path):
+    cfg = small_cfg(
+        "train.steps=4",
+        "train.mu=2",
+        "train.warmup_steps=1",
+        "train.lr_decay=linear",
+        "train.min_lr_ratio=0.0",
+    )
+    trainer = grpo.GRPOTrainer(cfg, "tiny-random", dataset, str(tmp_path / "out"), progress=False)
+    shape = trainer.engine.scheduler.lr_lambdas[0]
+    # 2 optimizer updates per GRPO step: 1 warm-up step = 2 updates, 4 steps = 8 updates
+    assert [round(shape(i), 3) for i in range(9)] == [
+        0.5, 1.0, 1.0, 0.833, 0.667, 0.5, 0.333, 0.167, 0.0,
+    ]  # fmt: skip

@@ -107,3 +107,65 @@ def test_descriptions_name_only_the_attributes_the_question_asks_about():
         "Image 1: large yellow circle.",
         "Image 2: small blue square.",
     ]
+
+
+def _closeup_samples(n: int = 12):
+    import random
+
+    from miva.data.schema import Evidence, Sample
+    from miva.data.synth.questions import format_question, write_closeup
+    from miva.data.synth.render import render_scene
+    from miva.data.synth.scene import SceneDesigner
+    from miva.data.synth.solver import solve
+
+    out = []
+    for seed in range(n):
+        item = write_closeup(SceneDesigner(random.Random(seed), 336), 2, mc=False)
+        sol = solve(item.scene, item.query)
+        out.append(
+            Sample(
+                task="closeup",
+                images=render_scene(item.scene),
+                question=format_question(item.stem, "text", None),
+                answer_type="text",
+                answer=sol.value,
+                evidence=[Evidence(k, tuple(float(v) for v in box)) for k, box in sol.evidence],
+                meta={"query": item.query, "captions": ["a small object"] * 2},
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("demo", [1.0, 0.0])
+def test_closeup_gold_zooms_by_region_name_and_sees_the_evidence(demo):
+    from miva.rl.rewards.tool_use import zoom_on_evidence
+    from miva.rl.setup import load_policy
+    from miva.rl.sft import build_gold
+
+    cfg = load_config("tiny-cpu", ["agent.tools=[zoom]", f"sft.zoom_demo_accuracy={demo}"])
+    samples = _closeup_samples()
+    _, processor = load_policy("tiny-random", cfg.model)
+    gold = build_gold(samples, processor, cfg, progress=False)
+    by_id = {s.id: s for s in samples}
+    assert len(gold) == len(samples)
+    for t in gold:
+        (call,) = t.tool_calls
+        assert call.name == "zoom" and "region" in call.arguments and call.ok
+        # a perfect demonstrator always zooms onto the evidence, a useless one never
+        assert zoom_on_evidence(call, by_id[t.sample_id]) == (demo == 1.0)
+        assert t.answer == by_id[t.sample_id].answer
+
+
+def test_no_tool_fraction_prompts_a_share_of_gold_without_tools():
+    from miva.rl.setup import load_policy
+    from miva.rl.sft import build_gold
+
+    cfg = load_config("tiny-cpu", ["agent.tools=[zoom]", "sft.no_tool_fraction=0.5"])
+    samples = _closeup_samples(16)
+    _, processor = load_policy("tiny-random", cfg.model)
+    gold = build_gold(samples, processor, cfg, progress=False)
+    plain = [t for t in gold if not t.tool_calls]
+    assert 0 < len(plain) < len(gold)
+    # the direct answers were prompted without the tools line
+    assert all("Tools:" not in t.turns[0].text for t in plain)
+    assert all("Tools:" in t.turns[0].text for t in gold if t.tool_calls)

@@ -237,7 +237,7 @@ run "apply_with_mocked_aws" {
 
   # ------------------------------------------------------------- outputs the Makefile and k8s use
   assert {
-    condition = alltrue([for k in ["AWS_REGION", "CLUSTER_NAME", "PIPELINE_ROOT", "MLFLOW_ARTIFACTS_DESTINATION", "MLFLOW_DB_HOST", "MLFLOW_DB_SECRET_ARN", "MLFLOW_IMAGE", "GPU_IMAGE", "NODE_ROLE_NAME", "VPC_CIDR", "KUBE_API_SERVICE_CIDR"] :
+    condition = alltrue([for k in ["AWS_REGION", "CLUSTER_NAME", "PIPELINE_ROOT", "MLFLOW_ARTIFACTS_DESTINATION", "MLFLOW_DB_HOST", "MLFLOW_DB_SECRET_ARN", "BASE_IMAGE", "GPU_IMAGE", "NODE_ROLE_NAME", "VPC_CIDR", "KUBE_API_SERVICE_CIDR"] :
       length(regexall("(?m)^${k}=\\S+$", output.k8s_env)) == 1
     ])
     error_message = "k8s_env must define every key the kustomize overlays read, each with a value."
@@ -432,7 +432,7 @@ run "pins_images_by_tag_and_digest" {
 
   assert {
     condition = (
-      length(regexall("(?m)^MLFLOW_IMAGE=123456789012\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com/miva/miva-base:0\\.1\\.0-0123456789ab@sha256:1{64}$", output.k8s_env)) == 1 &&
+      length(regexall("(?m)^BASE_IMAGE=123456789012\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com/miva/miva-base:0\\.1\\.0-0123456789ab@sha256:1{64}$", output.k8s_env)) == 1 &&
       length(regexall("(?m)^GPU_IMAGE=123456789012\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com/miva/miva-gpu:0\\.1\\.0-0123456789ab@sha256:2{64}$", output.k8s_env)) == 1
     )
     error_message = "With a tag and digests, the manifests' images must be <registry>/<image>:<tag>@<digest>."

@@ -3,13 +3,17 @@
 `tiny-random` is a Qwen2.5-VL-architecture model of about 5M parameters with a tokenizer
 MIVA trains itself (see `tokenizer.py`); it is built once from a seed and cached as a
 `save_pretrained` folder (weights, config, tokenizer, image-processor config), which
-`transformers` reloads like any checkpoint. Anything else is a local folder, an s3://
+`transformers` reloads like any checkpoint. `tiny-pretrained` is the same architecture
+after caption pretraining (`miva pretrain`, `rl/pretrain.py`); it ships inside the package
+(`presets/tiny-pretrained`, with its model card) and loads only when its weights match the
+checksum of its card. Anything else is a local folder, an s3://
 URI (downloaded to a cache) or a hub id of a Qwen2.5-VL / Qwen2-VL checkpoint, loaded by
 the same code. Images go through the PIL image processor, so torchvision is not needed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,6 +26,9 @@ from miva import storage
 from miva.errors import ConfigError
 
 TINY = "tiny-random"
+PRETRAINED = "tiny-pretrained"
+# The shipped pretrained preset: weights, tokenizer, processor config and card.json.
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
 TINY_VERSION = 5  # bump when the preset's tokenizer or architecture changes: caches rebuild
 # Where presets are cached; MIVA_MODEL_CACHE overrides.
 DEFAULT_CACHE = Path(os.environ.get("MIVA_MODEL_CACHE", ".miva/models"))
@@ -165,9 +172,42 @@ def _is_current(folder: Path) -> bool:
         return False
 
 
+def weights_sha256(folder: str | Path) -> str:
+    """sha256 of a model folder's `model.safetensors` (what a model card records)."""
+    h = hashlib.sha256()
+    with open(Path(folder) / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_card(folder: str | Path) -> dict[str, Any]:
+    """The folder's card.json, after checking that the weights are the ones it describes."""
+    folder = Path(folder)
+    card_path = folder / "card.json"
+    if not card_path.exists() or not (folder / "model.safetensors").exists():
+        raise ConfigError(
+            f"{folder}: the {PRETRAINED} preset is incomplete (card.json or model.safetensors "
+            "missing); rebuild it with `make pretrained-preset`"
+        )
+    card = json.loads(card_path.read_text())
+    actual = weights_sha256(folder)
+    if actual != card.get("weights_sha256"):
+        raise ConfigError(
+            f"{folder / 'model.safetensors'}: sha256 {actual[:16]}... does not match its card "
+            f"({str(card.get('weights_sha256'))[:16]}...); the weights were changed or damaged "
+            "(with Git LFS, run `git lfs pull`); rebuild with `make pretrained-preset`"
+        )
+    return card
+
+
 def resolve(name_or_path: str, cache: str | Path | None = None) -> Path | str:
     """A local folder for presets, local paths and s3:// URIs; hub ids are returned unchanged."""
     cache = Path(cache) if cache else DEFAULT_CACHE
+    if name_or_path == PRETRAINED:
+        folder = PRESET_DIR / PRETRAINED
+        verify_card(folder)
+        return folder
     if name_or_path == TINY:
         folder = cache / TINY
         if not _is_current(folder):
@@ -183,7 +223,8 @@ def resolve(name_or_path: str, cache: str | Path | None = None) -> Path | str:
     if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):
         return name_or_path  # a hub id: transformers resolves it (needs network or HF cache)
     raise ConfigError(
-        f"model {name_or_path!r}: not `{TINY}`, an existing folder, an s3:// URI or a hub id"
+        f"model {name_or_path!r}: not `{TINY}`, `{PRETRAINED}`, an existing folder, an s3:// "
+        "URI or a hub id"
     )
 
 

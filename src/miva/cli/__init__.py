@@ -16,12 +16,12 @@ import sys
 import warnings
 
 from miva import __version__
-from miva.cli import agent, bench, config, pipeline, registry, sandbox, serve, stages
+from miva.cli import agent, bench, config, pipeline, pretrain, registry, sandbox, serve, stages
 from miva.cli.base import Command
 from miva.config import DEFAULT_PRESET, load_config
 from miva.errors import MivaError
 
-GROUPS = (config, stages, agent, bench, registry, serve, pipeline, sandbox)
+GROUPS = (config, stages, pretrain, agent, bench, registry, serve, pipeline, sandbox)
 COMMANDS: dict[str, Command] = {c.name: c for group in GROUPS for c in group.COMMANDS}
 
 # Old command name -> the command that replaced it (one name per stage, as the DAG names it).

@@ -334,9 +334,26 @@ def _intro(result: EvalResult) -> str:
     return "".join(lines)
 
 
+def _verdicts(result: EvalResult) -> str:
+    """Each accuracy in words: against the majority-label share of its items (with the 95 %
+    interval) and, with a baseline, against the starting model (paired test)."""
+    from miva.eval.verdict import verdicts
+
+    lines = verdicts(result.metrics)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return (
+        "<p>What the accuracies mean: the <b>majority share</b> is what answering the most "
+        "frequent gold answer of those items always would score; the interval is Wilson's "
+        "95 %; <b>paired p</b> is the exact McNemar test on the items both models answered.</p>"
+        f"<ul>{items}</ul>"
+    )
+
+
 def render(result: EvalResult) -> str:
     parts = [f"<h1>MIVA evaluation: {html.escape(result.main.model)}</h1>", _intro(result)]
-    parts.append("<h2>Overall</h2>" + _metric_table(result))
+    parts.append("<h2>Overall</h2>" + _metric_table(result) + _verdicts(result))
     baseline_rows = {
         (r.set, r.sample_id): r
         for r in (result.baseline.records if result.baseline else [])

@@ -15,7 +15,11 @@ Metric names (flat, the same in metrics.json, KFP Metrics, MLflow and the HTML r
 `baseline/<set>/...` for the baseline and `delta/<set>/...` = eval - baseline.
 Agent metrics next to the scorer's: `tool_call_rate/<tool>` (share of items that called
 the tool), `tool_calls_per_sample`, `mean_turns`, `tokens_per_sample`, `status/<status>`,
-`pass@<k>`.
+`pass@<k>`. What an accuracy means: `items` (how many were scored), `majority_share` (the
+share of the most frequent gold answer: what answering one constant scores) and
+`accuracy_ci95_low` / `accuracy_ci95_high` (Wilson 95 % interval). With a baseline,
+`delta/<set>/<task>/p_value` is the exact McNemar p-value of the accuracy difference on the
+same items (`eval/stats.py`).
 """
 
 from __future__ import annotations
@@ -159,6 +163,7 @@ def evaluate(sets: Sequence[EvalSet], generate: Generate, model: str, n: int = 1
         for key, value in results[0].metrics.items():
             metrics[f"{es.name}/{key}"] = float(value)
         metrics.update(_agent_metrics(es, [g[0] for g in groups]))
+        metrics.update(_reading_metrics(es, results[0].items, metrics))
         if n > 1:
             correct = [[r.items[i].correct for r in results] for i in range(len(es.samples))]
             metrics.update(_pass_metrics(es, correct, n))
@@ -212,6 +217,51 @@ def _agent_metrics(es: EvalSet, trajs: Sequence[Trajectory]) -> dict[str, float]
     return out
 
 
+def _reading_metrics(
+    es: EvalSet, items: Sequence[Any], metrics: dict[str, float]
+) -> dict[str, float]:
+    """Per task and overall: items scored, majority-label share, Wilson 95 % interval of the
+    accuracy (its items are right or wrong, so k correct of n)."""
+    from miva.eval.stats import majority_share, wilson
+
+    answers: dict[str, list[Any]] = defaultdict(list)
+    correct: dict[str, list[bool]] = defaultdict(list)
+    for sample, item in zip(es.samples, items, strict=True):
+        for task in (sample.task, "overall"):
+            answers[task].append(sample.answer)
+            correct[task].append(bool(item.correct))
+    out: dict[str, float] = {}
+    for task, answer_list in answers.items():
+        prefix = f"{es.name}/{task}"
+        out[f"{prefix}/items"] = float(len(answer_list))
+        out[f"{prefix}/majority_share"] = majority_share(answer_list)
+        if f"{prefix}/accuracy" in metrics:
+            lo, hi = wilson(sum(correct[task]), len(correct[task]))
+            out[f"{prefix}/accuracy_ci95_low"], out[f"{prefix}/accuracy_ci95_high"] = lo, hi
+    return out
+
+
+def paired_p_values(main: ModelRun, baseline: ModelRun) -> dict[str, float]:
+    """`<set>/<task>/p_value`: exact McNemar p of main against baseline on the items both
+    scored (first sample of each), per task and overall."""
+    from miva.eval.stats import compare_paired
+
+    def first(run: ModelRun) -> dict[tuple[str, str], ItemRecord]:
+        return {(r.set, r.sample_id): r for r in run.records if r.sample_index == 0}
+
+    mine, theirs = first(main), first(baseline)
+    pairs: dict[str, tuple[list[bool], list[bool]]] = defaultdict(lambda: ([], []))
+    for key, rec in mine.items():
+        other = theirs.get(key)
+        if other is None:
+            continue
+        for task in (rec.task, "overall"):
+            a, b = pairs[f"{rec.set}/{task}"]
+            a.append(rec.correct)
+            b.append(other.correct)
+    return {f"{name}/p_value": compare_paired(a, b).p_value for name, (a, b) in pairs.items()}
+
+
 def _pass_metrics(es: EvalSet, correct: Sequence[Sequence[bool]], n: int) -> dict[str, float]:
     values = [pass_at_k(n, sum(c), n) for c in correct]
     by_task: dict[str, list[float]] = defaultdict(list)
@@ -222,14 +272,19 @@ def _pass_metrics(es: EvalSet, correct: Sequence[Sequence[bool]], n: int) -> dic
     return out
 
 
+_NO_DELTA = ("/items", "/majority_share", "_ci95_low", "_ci95_high")
+
+
 def combine(main: ModelRun, baseline: ModelRun | None, sets: Sequence[EvalSet]) -> EvalResult:
     """Flat metrics: eval/<name>, baseline/<name>, delta/<name> (for names both runs have)."""
     metrics = {f"eval/{k}": v for k, v in main.metrics.items()}
     if baseline is not None:
         metrics.update({f"baseline/{k}": v for k, v in baseline.metrics.items()})
         for k, v in main.metrics.items():
-            if k in baseline.metrics:
+            # a difference of item counts, majority shares or interval ends says nothing
+            if k in baseline.metrics and not k.endswith(_NO_DELTA):
                 metrics[f"delta/{k}"] = v - baseline.metrics[k]
+        metrics.update({f"delta/{k}": v for k, v in paired_p_values(main, baseline).items()})
     return EvalResult(metrics, main, baseline, list(sets))
 
 

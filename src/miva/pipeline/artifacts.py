@@ -110,11 +110,12 @@ def plan(preset: str, overrides: str, image_registry: str = "", image_tag: str =
     cfg = resolve(preset, overrides)
     registry = image_registry or cfg.pipeline.image_registry
     tag = image_tag or cfg.pipeline.image_tag
+    digests = cfg.pipeline.image_digests
     return Plan(
         sft_enabled=cfg.sft.enabled,
         num_nodes=cfg.pipeline.num_nodes,
-        base_image=image_ref(registry, "base", tag),
-        gpu_image=image_ref(registry, "gpu", tag),
+        base_image=image_ref(registry, "base", tag, digests.get("base", "")),
+        gpu_image=image_ref(registry, "gpu", tag, digests.get("gpu", "")),
         config_hash=cfg.digest(),
     )
 

@@ -94,7 +94,9 @@ def build_pipeline(cfg: MivaConfig, preset: str, overrides: list[str] | tuple[st
         plan = configure(
             preset=preset, overrides=overrides, image_registry=image_registry, image_tag=image_tag
         ).set_display_name("configure")
-        plan.set_container_image(image_ref(p.image_registry, "base", p.image_tag))
+        plan.set_container_image(
+            image_ref(p.image_registry, "base", p.image_tag, p.image_digests.get("base", ""))
+        )
         plan.set_caching_options(False)
         base_image, gpu_image = plan.outputs["base_image"], plan.outputs["gpu_image"]
 

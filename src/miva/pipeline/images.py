@@ -7,6 +7,7 @@ with one tag (package version + git commit) and writes it to `images/tags.env`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from miva.errors import ConfigError
@@ -33,19 +34,31 @@ GPU_STAGES = tuple(stage for stage, kind in STAGE_IMAGE.items() if kind == "gpu"
 IMAGE_EXTRAS = {"base": (), "gpu": ("gpu",)}
 
 
-def image_ref(registry: str, kind: str, tag: str) -> str:
-    """`image_ref("ghcr.io/acme", "gpu", "0.1.0-abc123")` -> "ghcr.io/acme/miva-gpu:0.1.0-abc123"."""
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def image_ref(registry: str, kind: str, tag: str, digest: str = "") -> str:
+    """`image_ref("ghcr.io/acme", "gpu", "0.1.0-abc123")` -> "ghcr.io/acme/miva-gpu:0.1.0-abc123",
+    with `@sha256:...` appended when a digest is given (the tag then only documents it)."""
     if kind not in IMAGES:
         raise ConfigError(f"unknown image kind {kind!r}; known: {sorted(IMAGES)}")
     if not registry or not tag:
         raise ConfigError("pipeline.image_registry and pipeline.image_tag must not be empty")
-    return f"{registry.rstrip('/')}/{IMAGES[kind]}:{tag}"
+    ref = f"{registry.rstrip('/')}/{IMAGES[kind]}:{tag}"
+    if not digest:
+        return ref
+    if not DIGEST.fullmatch(digest):
+        raise ConfigError(
+            f"pipeline.image_digests.{kind} must be sha256:<64 lowercase hex>, got {digest!r}"
+        )
+    return f"{ref}@{digest}"
 
 
-def stage_image(stage: str, registry: str, tag: str) -> str:
+def stage_image(stage: str, registry: str, tag: str, digests: dict[str, str] | None = None) -> str:
     if stage not in STAGE_IMAGE:
         raise ConfigError(f"unknown stage {stage!r}; known: {sorted(STAGE_IMAGE)}")
-    return image_ref(registry, STAGE_IMAGE[stage], tag)
+    kind = STAGE_IMAGE[stage]
+    return image_ref(registry, kind, tag, (digests or {}).get(kind, ""))
 
 
 def read_tags(path: str | Path) -> dict[str, str]:

@@ -61,10 +61,31 @@ class RunSummary:
             lines += ["", "sweep trials (validation split):", "", self.sweep_table, ""]
         rows = self.eval_rows()
         if rows:
-            lines += ["", "| metric | trained | start | delta |", "|---|---:|---:|---:|"]
+            m = self.eval_metrics
+            lines += [
+                "",
+                "| metric | trained | 95% CI | start | delta | paired p | majority share | items |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|",
+            ]
             for name, value, base, delta in rows:
                 fmt = lambda x: "" if x is None else f"{x:.4f}"  # noqa: E731
-                lines.append(f"| {name} | {value:.4f} | {fmt(base)} | {fmt(delta)} |")
+                where = name[len("eval/") :].rsplit("/", 1)[0]
+                lo, hi = m.get(f"{name}_ci95_low"), m.get(f"{name}_ci95_high")
+                ci = f"{lo:.3f}-{hi:.3f}" if lo is not None and hi is not None else ""
+                p = m.get(f"delta/{where}/p_value") if name.endswith("/accuracy") else None
+                major = (
+                    m.get(f"eval/{where}/majority_share") if name.endswith("/accuracy") else None
+                )
+                items = m.get(f"eval/{where}/items")
+                lines.append(
+                    f"| {name} | {value:.4f} | {ci} | {fmt(base)} | {fmt(delta)} | "
+                    f"{'' if p is None else f'{p:.2g}'} | {'' if major is None else f'{major:.3f}'} | "
+                    f"{'' if items is None else int(items)} |"
+                )
+            lines.append("")
+            from miva.eval.verdict import verdicts
+
+            lines += verdicts(m)
             lines.append("")
         if self.decision:
             lines.append("registry    " + self.decision)

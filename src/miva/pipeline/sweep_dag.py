@@ -55,7 +55,9 @@ def build_sweep_pipeline(
         plan = sweep_plan(
             **run, sweep=sweep, image_registry=image_registry, image_tag=image_tag
         ).set_display_name("sweep-plan")
-        plan.set_container_image(image_ref(p.image_registry, "base", p.image_tag))
+        plan.set_container_image(
+            image_ref(p.image_registry, "base", p.image_tag, p.image_digests.get("base", ""))
+        )
         plan.set_caching_options(False)
         base_image, gpu_image = plan.outputs["base_image"], plan.outputs["gpu_image"]
 

@@ -30,6 +30,9 @@ GROUP = "trainer.kubeflow.org"
 VERSION = "v1alpha1"
 PLURAL = "trainjobs"
 TRAINER_JOB = "node"  # the replicated job of the torch runtimes that runs the trainer
+PATCH_MANAGER = (
+    "miva.ai/grpo"  # owner of our entry in spec.runtimePatches (a list keyed by manager)
+)
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
@@ -127,8 +130,24 @@ def render_trainjob(
                 },
                 "env": env,
             },
-            "podTemplateOverrides": [{"targetJobs": [{"name": TRAINER_JOB}], "spec": pod_spec}],
+            "runtimePatches": [runtime_patch(pod_spec)],
         },
+    }
+
+
+def runtime_patch(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """Our pod settings as a Trainer >= v2.2 `runtimePatches` entry on the trainer's job.
+
+    v2.1's `podTemplateOverrides` (v2.0: `podSpecOverrides`) was replaced in v2.2 by patches
+    keyed by manager, so Kueue and other controllers can own entries of their own. A patch
+    takes only the PodSpec fields managers may set; tests/pipeline/test_trainjob.py checks
+    the manifest against the v2.3 API models, as `make infra-validate` checks the runtime.
+    """
+    job_template = {"spec": {"template": {"spec": pod_spec}}}
+    job = {"name": TRAINER_JOB, "template": job_template}
+    return {
+        "manager": PATCH_MANAGER,
+        "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [job]}}},
     }
 
 

@@ -27,8 +27,10 @@ Algorithmic choices (config key: default):
   ``grpo.kl_ratio_correction``: False.
 - ``grpo.loss_agg``: ``token-mean`` (DAPO) | ``seq-mean-token-mean`` (GRPO) |
   ``seq-mean-token-sum-norm`` (Dr.GRPO, length ``grpo.loss_max_tokens``).
-- ``grpo.mu``: 1 update per batch; with mu > 1 the old log-probs are computed once before
-  the first update and stored.
+- ``grpo.mu``: 2 updates per batch (so the clip acts); the old log-probs are computed once
+  before the first update and stored (with mu = 1 the ratio is exactly 1).
+- ``grpo.warmup_steps`` / ``grpo.lr_decay`` / ``grpo.min_lr_ratio``: 10 steps of linear
+  warm-up, then a cosine decay to 0.1 x lr at ``grpo.steps``.
 - ``grpo.dynamic_sampling``: True, at most ``grpo.max_refill_rounds`` (3) refills; groups
   still without signal stay out of the loss.
 - ``grpo.status_policy``: ok=train, truncated=mask, malformed=penalize
@@ -143,6 +145,9 @@ class StepBatch:
     zero_var_groups: int = 0
     groups_seen: int = 0
     refills: int = 0
+    # `drawn_counts` of every group drawn this step, before dynamic sampling kept the mixed
+    # ones (None: those of this batch)
+    drawn: list[float] | None = None
 
 
 @dataclass
@@ -214,7 +219,11 @@ class GRPOTrainer:
             model,
             lr=self.t.lr,
             weight_decay=self.t.weight_decay,
-            warmup_steps=self.t.warmup_steps,
+            # the engine's schedule counts optimizer updates: mu per GRPO step
+            warmup_steps=self.t.warmup_steps * self.t.mu,
+            total_steps=self.t.steps * self.t.mu,
+            lr_decay=self.t.lr_decay,
+            min_lr_ratio=self.t.min_lr_ratio,
             max_grad_norm=self.t.max_grad_norm,
             micro_batches=self.micro_batches,
             micro_batch_size=self.micro_size,
@@ -346,6 +355,7 @@ class GRPOTrainer:
             zero_var += int(zv.sum())
             if not dist.any_rank(len(kept) < want):
                 break
+        drawn = drawn_counts(_concat(kept + dropped))
         groups = kept[:want]
         # not enough signal: fill with dropped groups, out of the loss (valid False)
         for part in dropped[: want - len(groups)]:
@@ -353,6 +363,7 @@ class GRPOTrainer:
             groups.append(part)
         out = _concat(groups)
         out.zero_var_groups, out.groups_seen, out.refills = zero_var, seen, round_
+        out.drawn = drawn
         return out
 
     # ------------------------------------------------------------------ update
@@ -596,6 +607,7 @@ def gathered(batch: StepBatch) -> StepBatch:
     metrics read), in rank order; the batch itself (as stats) with one process."""
     stats = [TrajectoryStats.of(x) for x in batch.trajectories]
     zero_var, seen = dist.all_sum([batch.zero_var_groups, batch.groups_seen])
+    drawn = dist.all_sum(batch.drawn if batch.drawn is not None else drawn_counts(batch))
     return StepBatch(
         trajectories=dist.all_gather_lists(stats),
         samples=[],
@@ -607,14 +619,49 @@ def gathered(batch: StepBatch) -> StepBatch:
         zero_var_groups=int(zero_var),
         groups_seen=int(seen),
         refills=batch.refills,
+        drawn=[float(x) for x in drawn],
     )
+
+
+def drawn_counts(batch: StepBatch) -> list[float]:
+    """[trajectories, correct, finite totals, their sum, successful zooms, zooms on the
+    evidence] of a rank's batch of full trajectories: counts, so that ranks sum them."""
+    from miva.rl.rewards.tool_use import zoom_on_evidence
+
+    finite = [r for r in batch.totals if math.isfinite(r)]
+    zooms = [
+        (c, s)
+        for t, s in zip(batch.trajectories, batch.samples, strict=True)
+        for c in t.tool_calls
+        if c.name == "zoom" and c.ok
+    ]
+    return [
+        float(len(batch.trajectories)),
+        float(sum(is_correct(r["accuracy"]) for r in batch.rewards)),
+        float(len(finite)),
+        float(sum(finite)),
+        float(len(zooms)),
+        float(sum(zoom_on_evidence(c, s) for c, s in zooms)),
+    ]
 
 
 def rollout_metrics(batch: StepBatch) -> dict[str, float]:
     """Reward components, accuracy, tool use, turns, lengths, statuses of one batch (pass
-    `gathered(batch)` for the global batch of several ranks)."""
+    `gathered(batch)` for the global batch of several ranks).
+
+    `train/*` figures describe the batch the loss trains on, after dynamic sampling kept
+    mostly groups with mixed outcomes; `rollout/drawn/*` describe every group drawn this
+    step before that filter: the policy's own accuracy and reward on fresh prompts."""
     n = max(len(batch.trajectories), 1)
     m: dict[str, float] = {}
+    count, correct, finite, total, zooms, on_evidence = (
+        batch.drawn if batch.drawn is not None else drawn_counts(batch)
+    )
+    m["rollout/drawn/accuracy"] = correct / max(count, 1.0)
+    m["rollout/drawn/reward_mean"] = total / max(finite, 1.0)
+    m["rollout/drawn/trajectories"] = count
+    if zooms:
+        m["rollout/drawn/zoom_on_evidence"] = on_evidence / zooms
     totals = [r for r in batch.totals if math.isfinite(r)]
     m["train/reward_mean"] = sum(totals) / max(len(totals), 1)
     mean = m["train/reward_mean"]

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 CURVES = (
-    ("train/reward_mean", "reward (mean)"),
-    ("train/accuracy", "accuracy (train rollouts)"),
+    ("train/reward_mean", "reward (mean, trained batch)"),
+    ("train/accuracy", "accuracy (trained batch, after dynamic sampling)"),
+    ("rollout/drawn/accuracy", "accuracy (every group drawn)"),
+    ("rollout/drawn/zoom_on_evidence", "zooms on the evidence (share)"),
     ("train/kl", "KL to reference"),
     ("train/entropy", "entropy"),
     ("rollout/tool_call_rate", "tool-call rate"),

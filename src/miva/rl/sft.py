@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,15 +29,37 @@ from typing import Any
 from miva.errors import DataError
 
 
-def _zoom_turn(sample: Any, frames: Sequence[Any], family: str) -> str | None:
+def _zoom_turn(
+    sample: Any, frames: Sequence[Any], family: str, demo_accuracy: float = 1.0
+) -> tuple[str, bool] | None:
+    """The gold zoom call and whether it shows the evidence. Samples whose query names a
+    grid cell (`closeup`) zoom by region name; with `demo_accuracy` < 1 a seeded share of
+    them zooms into another cell instead (an imperfect demonstrator); others zoom on the
+    evidence box in model coordinates."""
     from miva.agent import coords
 
     if not sample.evidence:
         return None
     ev = sample.evidence[0]
-    box = coords.to_model(ev.bbox, frames[ev.image - 1], family)
-    call = json.dumps({"name": "zoom", "arguments": {"image": int(ev.image), "bbox": box}})
-    return f"<think>Look at image {ev.image}.</think><tool_call>{call}</tool_call>"
+    query = sample.meta.get("query") if isinstance(sample.meta, dict) else None
+    region = query.get("region") if isinstance(query, dict) else None
+    hit = True
+    if region:
+        from miva.agent.tools.zoom import REGIONS
+
+        rng = random.Random(f"zoom-demo:{sample.id}")
+        if rng.random() >= demo_accuracy:
+            region, hit = rng.choice(sorted(r for r in REGIONS if r != region)), False
+        args: dict[str, Any] = {"image": int(ev.image), "region": region}
+        where = f"the {region} of image {ev.image}"
+    else:
+        args = {
+            "image": int(ev.image),
+            "bbox": coords.to_model(ev.bbox, frames[ev.image - 1], family),
+        }
+        where = f"image {ev.image}"
+    call = json.dumps({"name": "zoom", "arguments": args})
+    return f"<think>Look at {where}.</think><tool_call>{call}</tool_call>", hit
 
 
 _STOP = {"a", "an", "the", "of", "in", "is", "at", "which", "one", "images", "image", "with", "and"}
@@ -99,15 +122,23 @@ def gold_texts(
 
     budget = cfg.agent.max_new_tokens
     turns: list[str] = []
+    zoomed: bool | None = None  # None: no zoom; else whether the zoom shows the evidence
     if cfg.sft.use_tools and "zoom" in cfg.agent.tools and cfg.agent.max_turns > 1:
-        zoom = _zoom_turn(sample, frames, family)
-        if zoom and len(tokenizer.encode(zoom, add_special_tokens=False)) <= budget:
-            turns.append(zoom)
+        zoom = _zoom_turn(sample, frames, family, cfg.sft.zoom_demo_accuracy)
+        if zoom and len(tokenizer.encode(zoom[0], add_special_tokens=False)) <= budget:
+            turns.append(zoom[0])
+            zoomed = zoom[1]
     answer = f"<answer>{format_model_answer(sample, family, frames)}</answer>"
     final = answer
-    if cfg.sft.describe_images:
+    by_region = isinstance(sample.meta, dict) and "region" in (sample.meta.get("query") or {})
+    if cfg.sft.describe_images and not (by_region and zoomed is False):
         for words in (6, 4, 2, 1):
-            desc = " ".join(_descriptions(sample, words))
+            parts = _descriptions(sample, words)
+            if by_region and zoomed:
+                # what the zoom shows is described as the image it added (the next number)
+                n = len(sample.images) + 1
+                parts = [re.sub(r"^Image \d+:", f"Image {n}:", p) for p in parts]
+            desc = " ".join(parts)
             text = f"<think>{desc}</think>{answer}" if desc else answer
             if len(tokenizer.encode(text, add_special_tokens=False)) <= budget:
                 final = text
@@ -121,21 +152,49 @@ def build_gold(
 ) -> list[Any]:
     """Gold trajectories (status ok, answer found) through the agent with a scripted engine."""
     from miva.agent.assembly import encode_image
+
+    family = processor.family
+    # a `no_tool_fraction` share of the samples is prompted without tools and answered
+    # directly, so that one SFT model can start GRPO with tools and without
+    plain = cfg.model_copy(
+        update={"agent": cfg.agent.model_copy(update={"tools": [], "max_turns": 1})}
+    )
+    share = cfg.sft.no_tool_fraction
+    good = []
+    for part_cfg, wanted in ((cfg, False), (plain, True)):
+        part = [
+            s for s in samples if (random.Random(f"no-tools:{s.id}").random() < share) == wanted
+        ]
+        if not part:
+            continue
+        texts = []
+        for s in part:
+            frames = [encode_image(img, processor).frame for img in s.pil_images()]
+            texts.append(gold_texts(s, frames, family, part_cfg, processor.tokenizer))
+        good += scripted_trajectories(part, texts, processor, part_cfg.agent, progress)
+    if not good:
+        raise DataError("no gold trajectory could be built from the dataset (all truncated?)")
+    return good
+
+
+def scripted_trajectories(
+    samples: Sequence[Any],
+    texts: Sequence[Sequence[str]],
+    processor: Any,
+    agent_cfg: Any,
+    progress: bool = False,
+) -> list[Any]:
+    """Run the real agent (tools included) with `texts[i][turn]` as sample i's assistant
+    turns (the last text repeats); keep the trajectories that end ok with an answer."""
     from miva.agent.engines.scripted import ScriptedEngine
     from miva.agent.rollout import Agent
     from miva.agent.tools import build_tools
 
-    family = processor.family
-    scripts: dict[int, list[str]] = {}
-    for i, s in enumerate(samples):
-        frames = [encode_image(img, processor).frame for img in s.pil_images()]
-        scripts[i] = gold_texts(s, frames, family, cfg, processor.tokenizer)
-
     def script(key: int, turn: int) -> str:
-        texts = scripts[key]
-        return texts[min(turn, len(texts) - 1)]
+        own = texts[key]
+        return own[min(turn, len(own) - 1)]
 
-    agent = Agent(processor, cfg.agent, build_tools(cfg.agent), ScriptedEngine(processor, script))
+    agent = Agent(processor, agent_cfg, build_tools(agent_cfg), ScriptedEngine(processor, script))
     # the scripted engine is keyed by the trajectory's index within one rollout call
     trajs = []
     chunk = 32
@@ -152,10 +211,7 @@ def build_gold(
 
         agent.engine = ScriptedEngine(processor, keyed)
         trajs.extend(agent.rollout(part, 1, seed=0))
-    good = [t for t in trajs if t.status == "ok" and t.answer is not None]
-    if not good:
-        raise DataError("no gold trajectory could be built from the dataset (all truncated?)")
-    return good
+    return [t for t in trajs if t.status == "ok" and t.answer is not None]
 
 
 @dataclass

@@ -70,8 +70,19 @@ def evaluate(
     }
     main = next((n for n in headline if n.endswith("/accuracy")), None)
     line = f"{main} {metrics[main]:.4f}" if main else f"{len(metrics)} metrics"
-    if main and f"baseline/{main[5:]}" in metrics:
-        line += f" (baseline {metrics[f'baseline/{main[5:]}']:.4f})"
+    if main:
+        # an accuracy says little without what a constant answer scores
+        where = main[len("eval/") : -len("/accuracy")]
+        beside = [
+            f"{label} {metrics[key]:.4f}"
+            for label, key in (
+                ("majority share", f"eval/{where}/majority_share"),
+                ("baseline", f"baseline/{main[5:]}"),
+            )
+            if key in metrics
+        ]
+        if beside:
+            line += f" ({', '.join(beside)})"
     details = [f"{name} = {value:.4f}" for name, value in sorted(headline.items())]
     details += [f"{name} = {digest}" for name, digest in result.digests.items()]
     details.append(f"wrote {out}: {', '.join(sorted(p.name for p in paths.values()))}")

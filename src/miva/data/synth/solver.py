@@ -10,6 +10,8 @@ the answer depends on (`images_used`). Queries:
 - comparison     {"task", "kind": "most", "target"}         -> image with strictly most matches
                  {"task", "kind": "relative", "target", "a", "b"} -> "more" | "fewer" | "the same number"
 - attribute      {"task", "image", "target", "ask"}         -> attribute `ask` of the one match in image
+- closeup        {"task", "image", "target", "ask", "region"} -> as attribute (region: the grid
+                 cell that holds the target, for the gold zoom)
 - grounding      {"task", "image", "target"}                -> box of the one match in image
 - group_grounding{"task", "target"}                         -> {"image", "bbox"} of the one match
 - difference     {"task", "kind": "odd_image"}              -> the one image unlike the others
@@ -222,6 +224,7 @@ _SOLVERS = {
     "selection": _selection,
     "comparison": _comparison,
     "attribute": _attribute,
+    "closeup": _attribute,
     "grounding": _grounding,
     "group_grounding": _group_grounding,
     "difference": _difference,

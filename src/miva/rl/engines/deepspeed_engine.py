@@ -76,6 +76,9 @@ class DeepSpeedEngine:
         lr: float,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
+        total_steps: int | None = None,
+        lr_decay: str = "constant",
+        min_lr_ratio: float = 0.1,
         max_grad_norm: float = 1.0,
         micro_batches: int = 1,
         micro_batch_size: int = 1,
@@ -95,7 +98,9 @@ class DeepSpeedEngine:
             enable_gradient_checkpointing(model)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_lambda(warmup_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_lambda(warmup_steps, total_steps, lr_decay, min_lr_ratio)
+        )
         self.config = zero_config(zero_stage, micro_batch_size, micro_batches, max_grad_norm, bf16)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=self.config

@@ -1,5 +1,5 @@
-"""Torch engine: AdamW, linear warm-up then constant LR, gradient clipping; one process, or
-DistributedDataParallel when torchrun starts several.
+"""Torch engine: AdamW, linear warm-up then a constant or decaying LR (`rl/schedule.py`),
+gradient clipping; one process, or DistributedDataParallel when torchrun starts several.
 
 Under DDP every rank holds the whole model and optimizer state; gradients are all-reduced
 (averaged) in the backward pass of the last micro-batch of each optimizer step, so every
@@ -19,13 +19,17 @@ import torch
 from miva.rl.distributed import World
 
 
-def warmup_lambda(warmup_steps: int):
-    """LR multiplier: (step + 1) / warmup for the first `warmup_steps` steps, then 1."""
+def warmup_lambda(
+    warmup_steps: int,
+    total_steps: int | None = None,
+    decay: str = "constant",
+    min_ratio: float = 0.1,
+):
+    """LR multiplier: (step + 1) / warmup for the first `warmup_steps` steps, then 1, or a
+    cosine / linear decay to `min_ratio` at `total_steps` (`rl/schedule.py`)."""
+    from miva.rl.schedule import schedule
 
-    def fn(step: int) -> float:
-        return min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
-
-    return fn
+    return schedule(warmup_steps, total_steps, decay, min_ratio)  # type: ignore[arg-type]
 
 
 def enable_gradient_checkpointing(model: Any) -> None:
@@ -48,6 +52,9 @@ class TorchEngine:
         lr: float,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
+        total_steps: int | None = None,
+        lr_decay: str = "constant",
+        min_lr_ratio: float = 0.1,
         max_grad_norm: float = 1.0,
         micro_batches: int = 1,
         gradient_checkpointing: bool = False,
@@ -69,7 +76,7 @@ class TorchEngine:
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_lambda(warmup_steps)
+            self.optimizer, warmup_lambda(warmup_steps, total_steps, lr_decay, min_lr_ratio)
         )
         self.max_grad_norm = max_grad_norm
         self.micro_batches = micro_batches

@@ -14,8 +14,27 @@ from miva.rl.rewards._common import accuracy_of
 from miva.scoring import box_iou, is_correct
 
 
+def zoom_on_evidence(call: Any, sample: Any) -> bool:
+    """A successful zoom whose region overlaps (positive intersection) an evidence box of the
+    sample on the same image.
+
+    >>> from types import SimpleNamespace as NS
+    >>> ev = [NS(image=1, bbox=(10, 10, 20, 20))]
+    >>> zoom_on_evidence(NS(ok=True, region={"image": 1, "bbox": [0, 0, 15, 15]}), NS(evidence=ev))
+    True
+    >>> zoom_on_evidence(NS(ok=True, region={"image": 1, "bbox": [30, 0, 45, 15]}), NS(evidence=ev))
+    False
+    """
+    if not call.ok or call.region is None:
+        return False
+    return any(
+        int(call.region["image"]) == int(ev.image) and box_iou(call.region["bbox"], ev.bbox) > 0
+        for ev in sample.evidence
+    )
+
+
 def zoom_hits_evidence(traj: Any, sample: Any) -> bool:
-    """Some successful zoom region overlaps (positive intersection) an evidence box of the same image.
+    """Some zoom of the trajectory is on the evidence (`zoom_on_evidence`).
 
     >>> from types import SimpleNamespace as NS
     >>> ev = [NS(image=1, bbox=(10, 10, 20, 20))]
@@ -26,16 +45,7 @@ def zoom_hits_evidence(traj: Any, sample: Any) -> bool:
     >>> zoom_hits_evidence(NS(tool_calls=[call]), NS(evidence=ev))
     False
     """
-    for call in traj.tool_calls:
-        if not call.ok or call.region is None:
-            continue
-        for ev in sample.evidence:
-            if (
-                int(call.region["image"]) == int(ev.image)
-                and box_iou(call.region["bbox"], ev.bbox) > 0
-            ):
-                return True
-    return False
+    return any(zoom_on_evidence(c, sample) for c in traj.tool_calls)
 
 
 def tool_gain_reward(trajectories: Sequence[Any], samples: Sequence[Any], cfg: Any) -> list[float]:
