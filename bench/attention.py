@@ -83,7 +83,7 @@ def main() -> None:
 
     import torch
 
-    from miva.agent.forward import token_logprobs
+    from miva.agent.forward import collate, token_logprobs
     from miva.agent.model import load_model
     from miva.eval.attention import trajectory_attention
 
@@ -97,12 +97,12 @@ def main() -> None:
     for n in args.tokens:
         traj = build(processor, n, seed=n)
         with torch.no_grad():
-            token_logprobs(model, [traj], processor)  # warm-up
+            token_logprobs(model, collate([traj], processor))  # warm-up
         fwd, att = [], []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
             with torch.no_grad():
-                token_logprobs(model, [traj], processor)
+                token_logprobs(model, collate([traj], processor))
             fwd.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             trajectory_attention(model, processor, traj)

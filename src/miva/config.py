@@ -459,6 +459,21 @@ class AgentConfig(Section):
         description="Tools in the system prompt as JSON schemas (full, what Qwen models "
         "expect) or one line each (compact, for tiny CPU models).",
     )
+    kv_cache: bool = Field(
+        True,
+        description="hf engine: keep each trajectory's KV cache from one turn to the next (the next "
+        "turn runs only the tool turn's new tokens and images, at the multimodal RoPE positions a "
+        "full forward gives them) and prefill a group's shared prompt once for its G members. "
+        "Default true; false re-runs every whole sequence each turn (the same trajectories for a "
+        "seed, log-probs within float error: docs/rollouts.md), for measuring and checking.",
+    )
+    vision_cache: bool = Field(
+        True,
+        description="hf engine: encode each distinct image (prompt images, tool crops) once per "
+        "weights version and reuse its vision-tower features across the G members of a group, "
+        "across turns and in the log-prob passes without gradients (old and reference "
+        "log-probs). Default true; false re-encodes every image of every sequence each turn.",
+    )
     malformed_call: Literal["error_turn", "stop"] = Field(
         "error_turn",
         description="On an unparseable tool call: return an error turn so the model can "

@@ -177,15 +177,13 @@ def test_tiny_model_rollout_produces_valid_trajectories(tiny, tiny_trajectories)
 
 def test_forward_logprobs_match_the_sampler(tiny, tiny_trajectories):
     model, processor = tiny
+    batch = collate(tiny_trajectories, processor)
     with torch.no_grad():
-        lp = token_logprobs(model, tiny_trajectories, processor, temperature=1.0)
-    batch = collate(
-        tiny_trajectories, processor.tokenizer.pad_token_id, processor.token_id("<|image_pad|>")
-    )
-    mask = batch["loss_mask"].bool()
+        lp, _ = token_logprobs(model, batch, temperature=1.0)
+    mask = batch.loss_mask.bool()
     assert mask.sum() == sum(t.num_sampled_tokens for t in tiny_trajectories)
-    assert torch.allclose(lp[mask], batch["old_logprobs"][mask], atol=1e-4)
-    assert (lp[mask] < 0).all()
+    assert torch.allclose(lp[mask], batch.rollout_logp[mask], atol=1e-4)
+    assert (lp[mask] < 0).all() and (lp[~mask] == 0).all()
 
 
 def test_vision_tokens_are_suppressed_even_when_the_model_prefers_them(tiny):

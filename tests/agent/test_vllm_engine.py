@@ -13,7 +13,7 @@ def test_vllm_engine_rollout_matches_the_contract(tiny_dir, tiny):
     from PIL import Image
 
     from miva.agent.engines.vllm import VLLMEngine
-    from miva.agent.forward import token_logprobs
+    from miva.agent.forward import collate, token_logprobs
     from miva.agent.rollout import Agent
     from miva.agent.tools import build_tools
     from miva.config import AgentConfig
@@ -47,12 +47,11 @@ def test_vllm_engine_rollout_matches_the_contract(tiny_dir, tiny):
     for t in trajs:
         t.check()
         assert t.num_sampled_tokens > 0
-    lp = token_logprobs(model, trajs, processor)
-    for i, t in enumerate(trajs):
-        m = torch.tensor(t.loss_mask, dtype=torch.bool)
-        assert torch.allclose(
-            lp[i, : len(t.token_ids)][m], torch.tensor(t.sampled_logprobs)[m], atol=5e-2
-        )
+    batch = collate(trajs, processor)
+    with torch.no_grad():
+        lp, _ = token_logprobs(model, batch)
+    m = batch.loss_mask > 0
+    assert torch.allclose(lp[m], batch.rollout_logp[m], atol=5e-2)
     # new weights reach the running model: a zero lm_head makes every token -log(V - 5)
     # (processed log-probs: the 5 vision tokens are pushed down by the logit bias)
     import math

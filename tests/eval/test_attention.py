@@ -132,20 +132,20 @@ def test_shares_match_the_full_attention_and_lie_in_0_1(tiny):
     assert model.config._attn_implementation == "sdpa"  # restored after the eager pass
 
     # the same pass through transformers' own attention outputs
-    from miva.agent.forward import collate
+    from miva.agent.assembly import mm_token_type_ids
 
     image_id = processor.token_id("<|image_pad|>")
-    batch = collate([traj], processor.tokenizer.pad_token_id, image_id, processor.merge_size)
+    input_ids = torch.tensor([traj.token_ids])
     with eager_attention(model), torch.no_grad():
         out = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            pixel_values=batch["pixel_values"],
-            image_grid_thw=batch["image_grid_thw"],
-            mm_token_type_ids=batch["mm_token_type_ids"],
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            pixel_values=traj.pixel_values,
+            image_grid_thw=traj.image_grid_thw,
+            mm_token_type_ids=mm_token_type_ids(input_ids, image_id),
             output_attentions=True,
         )
-    is_image = batch["input_ids"][0] == image_id
+    is_image = input_ids[0] == image_id
     assert len(out.attentions) == n_layers
     for layer, attn in enumerate(out.attentions):
         a = attn[0].float()  # [heads, L, L]

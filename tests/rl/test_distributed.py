@@ -73,6 +73,15 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
     return load_file(str(out / "model.safetensors"))
 
 
+def grad_name(saved: str) -> str:
+    """The parameter's name in the model from its name in model.safetensors."""
+    if saved.startswith("visual."):
+        return "model." + saved
+    if saved.startswith("model."):
+        return "model.language_model." + saved.removeprefix("model.")
+    return saved
+
+
 def same_metrics(a: list[dict], b: list[dict]) -> None:
     assert [r["step"] for r in a] == [r["step"] for r in b]
     for x, y in zip(a, b, strict=True):
@@ -162,10 +171,20 @@ def test_two_ranks_equal_one_process_on_the_union_batch(runs, mode, tmp_path):
     for name, g in base["grads"].items():
         torch.testing.assert_close(r0["grads"][name], g, rtol=0, atol=1e-6, msg=name)
         torch.testing.assert_close(r1["grads"][name], g, rtol=0, atol=1e-6, msg=name)
-    # the updated weights rank 0 saved
+    # the updated weights rank 0 saved. AdamW's first step moves a weight by lr * g / (|g| +
+    # eps): where a gradient is within float noise of 0 (|g| ~ eps = 1e-8) the few-ulp
+    # difference of summing the same micro-batch gradients in another order (4 micro-batches
+    # in one process, 2 + 2 over the ranks) is magnified up to lr, so those weights are only
+    # held to one step; every other weight to 1e-6
     wb, w2 = weights(one), weights(two)
+    assert {grad_name(k) for k in wb} == set(base["grads"])
+    steady_share = []
     for name, w in wb.items():
-        torch.testing.assert_close(w2[name], w, rtol=0, atol=1e-6, msg=name)
+        steady = base["grads"][grad_name(name)].abs() > 1e-6
+        steady_share.append(float(steady.float().mean()))
+        torch.testing.assert_close(w2[name][steady], w[steady], rtol=0, atol=1e-6, msg=name)
+        assert float((w2[name] - w).abs().max()) <= 2e-3 + 1e-6, name  # 2 x lr (1e-3)
+    assert sorted(steady_share)[len(steady_share) // 2] > 0.5  # most weights held to 1e-6
     assert r0["digests"] == r1["digests"]
 
 

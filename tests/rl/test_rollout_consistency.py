@@ -61,12 +61,11 @@ def tiny():
 
 def test_hf_logprobs_match_the_trainer_after_tool_turns_and_images(tiny):
     from miva.agent.engines.hf import HFEngine
-    from miva.agent.forward import collate
+    from miva.agent.forward import collate, token_logprobs
     from miva.agent.rollout import Agent
     from miva.agent.tools import build_tools
     from miva.config import AgentConfig
     from miva.rl.losses import logp_mismatch
-    from miva.rl.policy import PolicyBatch, forward_logprobs
 
     model, processor = tiny
     cfg = AgentConfig(max_turns=3, max_new_tokens=40, prompt_style="compact")
@@ -76,17 +75,9 @@ def test_hf_logprobs_match_the_trainer_after_tool_turns_and_images(tiny):
         assert [c.name for c in t.tool_calls] == ["zoom", "view"]
         assert all(c.ok for c in t.tool_calls) and len(t.images) == 4  # 2 inserted
         assert t.num_turns == 3
-    b = collate(trajs, processor.tokenizer.pad_token_id, processor.token_id("<|image_pad|>"))
-    batch = PolicyBatch(
-        input_ids=b["input_ids"],
-        attention_mask=b["attention_mask"],
-        loss_mask=b["loss_mask"][:, 1:],
-        advantages=torch.zeros(len(trajs)),
-        rollout_logp=b["old_logprobs"][:, 1:],
-        model_kwargs={k: b[k] for k in ("pixel_values", "image_grid_thw", "mm_token_type_ids")},
-    )
+    batch = collate(trajs, processor)
     with torch.no_grad():
-        logp, _ = forward_logprobs(model, batch)
+        logp, _ = token_logprobs(model, batch)
     # the hf-sampled tokens of the last turn: the scripted tool calls carry log-prob 0 by
     # construction (no model sampled them), so they are left out here
     sampled = (batch.loss_mask > 0) & (batch.rollout_logp != 0)
@@ -98,7 +89,7 @@ def test_hf_logprobs_match_the_trainer_after_tool_turns_and_images(tiny):
     assert mm["logp_mismatch_max"] < 1e-4, mm
     # the same forward disagrees with log-probs of another temperature: the check can fail
     with torch.no_grad():
-        hot, _ = forward_logprobs(model, batch, temperature=2.0)
+        hot, _ = token_logprobs(model, batch, temperature=2.0)
     assert logp_mismatch(hot, batch.rollout_logp, sampled)["logp_mismatch_mean"] > 1e-2
 
 

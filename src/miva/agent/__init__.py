@@ -28,18 +28,30 @@ API overview (kept current; other stages build on these names):
   zoom / view / python (kernel-isolated sandbox or sandbox service, `miva.agent.sandbox`) /
   search (BM25 over JSONL, or HTTP).
 - `miva.agent.engines`: `make_engine("hf" | "vllm", model, processor, cfg.agent)`;
-  interface `generate(list[GenRequest], seed) -> list[GenResult]`; `hf.HFEngine`
-  (`load_weights(state_dict)`), `vllm.VLLMEngine` (GPU, untested here, `load_weights`),
-  `scripted.ScriptedEngine(processor, script(key, turn) -> text)`.
+  interface `generate(list[GenRequest], seed) -> list[GenResult]` (+ optional `release()`
+  at the end of a batch); `hf.HFEngine` (own decode loop; KV cache across turns and shared
+  prompt prefill, `agent.kv_cache`; vision-feature cache, `agent.vision_cache`;
+  `load_weights(state_dict)`), `vllm.VLLMEngine` (GPU, untested here, `load_weights`),
+  `scripted.ScriptedEngine(processor, script(key, turn) -> text)`,
+  `replay.ReplayTurns(engine, tokenizer, script)` (teacher-forced turns through a real engine).
+  docs/rollouts.md explains the caches.
 - `miva.agent.rollout`: `rollout(model, processor, samples, cfg.agent, n, seed)` (one call:
   tools + engine from the config) and `Agent(processor, cfg.agent, tools, engine).rollout(samples,
   n_per_sample, seed) -> list[Trajectory]` (sample-major groups; statuses ok | truncated |
   malformed | tool_error | max_turns | image_budget). Sampled log-probs are
   log_softmax(logits / T) of the policy, no top-p or suppression folded in.
-- `miva.agent.forward`: `collate(trajs, pad_id, image_token_id)` (right-padded batch +
-  loss_mask + old_logprobs + pixel_values/image_grid_thw/mm_token_type_ids) and
-  `token_logprobs(model, trajs, processor, temperature) -> [B, L]` (logp of token t given
-  its prefix; equals the sampler's at the same temperature).
+- `miva.agent.forward`: THE log-prob function of SFT and GRPO (`model_inputs` feeds
+  evaluation's attention pass the same way).
+  `collate(trajs, processor, valid=None, vision_cache=None) -> TokenBatch` (right-padded;
+  target-aligned `loss_mask` and `rollout_logp` `[N, T-1]`; images as `vision.ImageRef`;
+  3-D RoPE `position_ids`) and `token_logprobs(model, batch, temperature, with_entropy)
+  -> (logp, entropy)` (`[N, T-1]`, logp of token t+1 given its prefix where scored, 0
+  elsewhere; equals the sampler's at the same temperature). A group's trajectories run as
+  one packed row, the shared prompt once (`miva.agent.packing`). `model_inputs(model,
+  batch)`: the forward's keyword arguments of a padded batch (image features in place).
+- `miva.agent.positions`: `mrope_positions(tokens, grids, image_token_id, merge, start)`
+  (Qwen2-VL 3-D positions, extendable piece by piece). `miva.agent.vision`: `VisionCache`,
+  `encode_images`, `image_key`, `ImageRef`.
 - `miva.agent.render`: text and HTML views of trajectories (`miva agent`, through
   `miva.eval.show`).
 - `miva.agent.trajectory`: the `Trajectory` / `ToolCall` / `Turn` contract (+ `frames`,

@@ -19,6 +19,7 @@ image by image. The image budget counts resized pixels (what the vision tower se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from PIL import Image
@@ -44,6 +45,14 @@ class EncodedImage:
     @property
     def num_patches(self) -> int:
         return self.grid_thw[0] * self.grid_thw[1] * self.grid_thw[2]
+
+    @cached_property
+    def key(self) -> str:
+        """Content key of the processed image (what the vision-feature cache is keyed by);
+        hashed once, here, so later turns and passes never hash pixels again."""
+        from miva.agent.vision import image_key
+
+        return image_key(self.pixel_values, self.grid_thw)
 
 
 def encode_image(image: Image.Image, processor, origin=None) -> EncodedImage:
@@ -164,6 +173,9 @@ class SequenceBuilder:
         if not self.images:
             return None
         return torch.tensor([e.grid_thw for e in self.images], dtype=torch.long)
+
+    def image_keys(self) -> list[str]:
+        return [e.key for e in self.images]
 
     def check_parity(self) -> None:
         check_parity(

@@ -26,7 +26,7 @@ from typing import Any
 
 from miva.agent import format as fmt
 from miva.agent.assembly import EncodedImage, SequenceBuilder, encode_image
-from miva.agent.engines.base import Engine, GenRequest
+from miva.agent.engines.base import Engine, GenRequest, release
 from miva.agent.tools import Tool, ToolContext, ToolResult
 from miva.agent.trajectory import ToolCall, Trajectory, Turn
 
@@ -93,32 +93,36 @@ class Agent:
             from tqdm import tqdm
 
             bar = tqdm(total=self.cfg.max_turns, desc="rollout turns", leave=False)
-        for turn in range(self.cfg.max_turns):
-            running = [i for i, s in enumerate(states) if not s.done]
-            if not running:
-                break
-            requests = []
-            for i in running:
-                s = states[i]
-                room = self.cfg.max_total_tokens - len(s.builder.token_ids)
-                requests.append(
-                    GenRequest(
-                        token_ids=list(s.builder.token_ids),
-                        pixel_values=s.builder.pixel_values(),
-                        image_grid_thw=s.builder.image_grid_thw(),
-                        max_new_tokens=max(1, min(self.cfg.max_new_tokens, room)),
-                        key=i,
-                        turn=turn,
-                        images=[e.image for e in s.builder.images],
+        try:
+            for turn in range(self.cfg.max_turns):
+                running = [i for i, s in enumerate(states) if not s.done]
+                if not running:
+                    break
+                requests = []
+                for i in running:
+                    s = states[i]
+                    room = self.cfg.max_total_tokens - len(s.builder.token_ids)
+                    requests.append(
+                        GenRequest(
+                            token_ids=list(s.builder.token_ids),
+                            pixel_values=s.builder.pixel_values(),
+                            image_grid_thw=s.builder.image_grid_thw(),
+                            max_new_tokens=max(1, min(self.cfg.max_new_tokens, room)),
+                            key=i,
+                            turn=turn,
+                            images=[e.image for e in s.builder.images],
+                            image_keys=s.builder.image_keys(),
+                        )
                     )
-                )
-            results = self.engine.generate(requests, seed=seed * 100003 + turn)
-            for i, res in zip(running, results, strict=True):
-                self._advance(states[i], res, turn)
+                results = self.engine.generate(requests, seed=seed * 100003 + turn)
+                for i, res in zip(running, results, strict=True):
+                    self._advance(states[i], res, turn)
+                if bar:
+                    bar.update(1)
+        finally:  # the engine's per-batch state (KV cache) is not needed any more
+            release(self.engine)
             if bar:
-                bar.update(1)
-        if bar:
-            bar.close()
+                bar.close()
         for s in states:
             if not s.done:
                 s.done = True
@@ -210,6 +214,7 @@ class Agent:
             images=[e.image for e in b.images],
             pixel_values=b.pixel_values(),
             image_grid_thw=b.image_grid_thw(),
+            image_keys=b.image_keys(),
             status=s.status,  # type: ignore[arg-type]
             answer=s.answer,
             frames=[e.frame for e in b.images],
@@ -234,15 +239,15 @@ def rollout(
     engine: Engine | None = None,
     progress: bool = False,
 ) -> list[Trajectory]:
-    """One-call rollout: tools from `agent_cfg.tools`, the engine of `agent_cfg.engine`
+    """One-call rollout: tools from `agent_cfg.tools`, the engine of `agent_cfg.rollout_engine`
     (vllm serves the checkpoint the model was loaded from) unless `engine` is given."""
     from miva.agent.engines import make_engine
     from miva.agent.tools import build_tools
 
     if engine is None:
         kwargs: dict[str, Any] = {}
-        if agent_cfg.engine == "vllm":
+        if agent_cfg.rollout_engine == "vllm":
             kwargs["model_path"] = getattr(model.config, "_name_or_path", "")
-        engine = make_engine(agent_cfg.engine, model, processor, agent_cfg, **kwargs)
+        engine = make_engine(agent_cfg.rollout_engine, model, processor, agent_cfg, **kwargs)
     agent = Agent(processor, agent_cfg, build_tools(agent_cfg), engine)
     return agent.rollout(samples, n_per_sample=n, seed=seed, progress=progress)

@@ -61,6 +61,8 @@ class Trajectory:
     )  # PIL images in the order they entered the context
     pixel_values: Any = None  # torch.Tensor [n_patches, patch_dim] for all images, in order
     image_grid_thw: Any = None  # torch.Tensor [n_images, 3]
+    # content key of each image (`assembly.EncodedImage.key`): the vision-feature cache's key
+    image_keys: list[str] = field(default_factory=list)
     # miva.agent.coords.Frame per image of `images` (stored and resized size, crop origin);
     # frames[: len(sample.images)] are the originals, as `format.parse_answer` expects
     frames: list[Any] = field(default_factory=list)

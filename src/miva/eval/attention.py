@@ -212,17 +212,17 @@ def trajectory_attention(model, processor, traj) -> TrajectoryAttention:
     """One forward pass over a finished trajectory; image share per layer per generated token."""
     import torch
 
-    from miva.agent.forward import collate
+    from miva.agent.forward import collate, model_inputs
 
     image_id = processor.token_id("<|image_pad|>")
     segments = generated_segments(traj.token_ids, traj.loss_mask, image_id)
     targets = [t for s in segments for t in range(s.start, s.end)]
     if not targets:
         return TrajectoryAttention(traj.sample_id, [], [], [], [])
-    batch = collate([traj], processor.tokenizer.pad_token_id, image_id, processor.merge_size)
+    batch = collate([traj], processor)
     dev = next(model.parameters()).device
     rows = torch.tensor([t - 1 for t in targets], device=dev)
-    image_mask = batch["input_ids"][0].to(dev) == image_id
+    image_mask = batch.input_ids[0].to(dev) == image_id
     per_layer: list[list[float]] = []
 
     def hook(_module, _args, output):
@@ -231,18 +231,10 @@ def trajectory_attention(model, processor, traj) -> TrajectoryAttention:
             raise RuntimeError("attention weights are None: the pass needs eager attention")
         per_layer.append(image_share_rows(weights[0], rows, image_mask).tolist())
 
-    kwargs = {
-        "input_ids": batch["input_ids"].to(dev),
-        "attention_mask": batch["attention_mask"].to(dev),
-    }
-    if "pixel_values" in batch:
-        kwargs["pixel_values"] = batch["pixel_values"].to(dev, model.dtype)
-        kwargs["image_grid_thw"] = batch["image_grid_thw"].to(dev)
-        kwargs["mm_token_type_ids"] = batch["mm_token_type_ids"].to(dev)
     handles = [m.register_forward_hook(hook) for m in _text_attention_modules(model)]
     try:
         with eager_attention(model), torch.no_grad():
-            model(**kwargs, use_cache=False)
+            model(**model_inputs(model, batch), use_cache=False)
     finally:
         for h in handles:
             h.remove()

@@ -11,7 +11,7 @@
       update      mu optimizer steps over the batch in micro-batches (policy.py, losses.py),
                   loss normalisers summed over ranks
       logging     metrics reduced over ranks; JSONL + MLflow + progress bar on rank 0
-      checkpoint  every train.checkpoint_every steps, atomic, every rank's state (checkpoint.py)
+      checkpoint  every grpo.checkpoint_every steps, atomic, every rank's state (checkpoint.py)
     end: save_pretrained model folder + curves PNG (rank 0)
 
 Several processes (``torchrun --nproc-per-node N``): every rank runs this loop on its own
@@ -19,30 +19,31 @@ prompts (a group never spans ranks) and the gradient equals one process's on the
 batch; the plumbing is in distributed.py and the engines; docs/distributed.md explains it.
 
 Algorithmic choices (config key: default):
-- ``train.group_size``: 8 trajectories per prompt; ``train.prompts_per_step``: 8.
-- ``train.advantage_std``: ``group`` (std of the group) | ``batch`` | ``none`` (Dr.GRPO);
-  ``train.adv_eps``: 1e-4.
-- ``train.eps_low`` / ``train.eps_high``: 0.2 / 0.28 (DAPO clip-higher).
-- ``train.beta``: 0.0 (k3 KL to a frozen reference; 0 loads no reference model);
-  ``train.kl_ratio_correction``: False.
-- ``train.loss_agg``: ``token-mean`` (DAPO) | ``seq-mean-token-mean`` (GRPO) |
-  ``seq-mean-token-sum-norm`` (Dr.GRPO, length ``train.loss_max_tokens``).
-- ``train.mu``: 2 updates per batch (so the clip acts); the old log-probs are computed once
+- ``grpo.group_size``: 8 trajectories per prompt; ``grpo.prompts_per_step``: 8.
+- ``grpo.advantage_std``: ``group`` (std of the group) | ``batch`` | ``none`` (Dr.GRPO);
+  ``grpo.adv_eps``: 1e-4.
+- ``grpo.eps_low`` / ``grpo.eps_high``: 0.2 / 0.28 (DAPO clip-higher).
+- ``grpo.beta``: 0.0 (k3 KL to a frozen reference; 0 loads no reference model);
+  ``grpo.kl_ratio_correction``: False.
+- ``grpo.loss_agg``: ``token-mean`` (DAPO) | ``seq-mean-token-mean`` (GRPO) |
+  ``seq-mean-token-sum-norm`` (Dr.GRPO, length ``grpo.loss_max_tokens``).
+- ``grpo.mu``: 2 updates per batch (so the clip acts); the old log-probs are computed once
   before the first update and stored (with mu = 1 the ratio is exactly 1).
-- ``train.warmup_steps`` / ``train.lr_decay`` / ``train.min_lr_ratio``: 10 steps of linear
-  warm-up, then a cosine decay to 0.1 x lr at ``train.steps``.
-- ``train.dynamic_sampling``: True, at most ``train.max_refill_rounds`` (3) refills; groups
+- ``grpo.warmup_steps`` / ``grpo.lr_decay`` / ``grpo.min_lr_ratio``: 10 steps of linear
+  warm-up, then a cosine decay to 0.1 x lr at ``grpo.steps``.
+- ``grpo.dynamic_sampling``: True, at most ``grpo.max_refill_rounds`` (3) refills; groups
   still without signal stay out of the loss.
-- ``train.status_policy``: ok=train, truncated=mask, malformed=penalize
-  (``train.penalty_reward`` = -1), tool_error / max_turns / image_budget = mask.
+- ``grpo.status_policy``: ok=train, truncated=mask, malformed=penalize
+  (``grpo.penalty_reward`` = -1), tool_error / max_turns / image_budget = mask.
 - ``reward.weights``: 0.8 accuracy + 0.2 format + 1.2 tool gain (IMAgent / DeepEyes);
   naming ``judge`` scores text answers with an LLM judge (``reward.judge``).
-- ``train.curate``: False (rejection sampling with ``train.curate_samples`` = 4 rollouts).
-- ``train.engine``: ``torch`` (DDP under torchrun) | ``deepspeed`` (ZeRO ``train.zero_stage``
-  2 | 3).
-- ``train.rollout_correction.mode``: ``auto`` = truncated importance sampling
-  (``token-tis``, cap ``train.rollout_correction.cap`` = 2) for ``agent.engine=vllm``, off for
-  ``hf``; the rollout/trainer log-prob mismatch is logged every step either way.
+- ``grpo.curate``: False (rejection sampling with ``grpo.curate_samples`` = 4 rollouts).
+- ``grpo.training_backend``: ``torch`` (DDP under torchrun) | ``deepspeed`` (ZeRO
+  ``grpo.zero_stage`` 2 | 3).
+- ``grpo.rollout_correction.mode``: ``auto`` = truncated importance sampling
+  (``token-tis``, cap ``grpo.rollout_correction.cap`` = 2) for
+  ``agent.rollout_engine=vllm``, off for ``hf``; the rollout/trainer log-prob mismatch is
+  logged every step either way.
 - Non-finite rewards or losses skip the step (counted in ``train/skipped_steps``).
 """
 
@@ -65,7 +66,7 @@ from miva.rl.advantages import get_advantage, zero_variance_groups
 from miva.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from miva.rl.masks import apply_status_policy
 from miva.rl.metrics import MetricsLogger
-from miva.rl.policy import LossSettings, PolicyBatch, micro_batch_loss
+from miva.rl.policy import LossSettings, PolicyBatch, micro_batch_loss, micro_batches
 from miva.rl.rewards import score
 from miva.rl.rewards.registry import RewardSettings
 from miva.scoring import is_correct
@@ -193,7 +194,7 @@ class GRPOTrainer:
         from miva.rl.setup import check_batch, device_of, load_policy, load_training_samples
 
         # ------------------------------------------------------------------ set-up
-        self.cfg, self.t = cfg, cfg.train
+        self.cfg, self.t = cfg, cfg.grpo
         self.world = dist.init_distributed()
         self.output, self.progress, self.stop_after = output, progress, stop_after
         self.log_fn = log_fn
@@ -214,7 +215,7 @@ class GRPOTrainer:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         model.train()
         self.engine = build_engine(
-            self.t.engine,
+            self.t.training_backend,
             model,
             lr=self.t.lr,
             weight_decay=self.t.weight_decay,
@@ -232,7 +233,7 @@ class GRPOTrainer:
             world=self.world,
         )
         kwargs: dict[str, Any] = {}
-        if cfg.agent.engine == "vllm":
+        if cfg.agent.rollout_engine == "vllm":
             kwargs = {
                 "model_path": model_path,
                 "dtype": cfg.model.dtype,
@@ -240,13 +241,13 @@ class GRPOTrainer:
                 "max_pixels": cfg.model.max_pixels,
             }
         self.rollout_engine = make_engine(
-            cfg.agent.engine, self.engine.module, self.processor, cfg.agent, **kwargs
+            cfg.agent.rollout_engine, self.engine.module, self.processor, cfg.agent, **kwargs
         )
         self.agent = Agent(self.processor, cfg.agent, build_tools(cfg.agent), self.rollout_engine)
         self.rewards = RewardSettings.of(cfg.reward, convert_answer=_convert_answer)
         self.advantage = get_advantage("grpo")
         self.max_len = self.t.loss_max_tokens or cfg.agent.max_new_tokens * cfg.agent.max_turns
-        self.correction = self.t.rollout_correction.resolved(cfg.agent.engine)
+        self.correction = self.t.rollout_correction.resolved(cfg.agent.rollout_engine)
         self.logger = MetricsLogger(self.local_out / "metrics.jsonl", write=self.world.is_main)
         if not resume:
             self.logger.truncate_after(-1)  # a fresh run starts a fresh metrics file
@@ -275,7 +276,7 @@ class GRPOTrainer:
         if not kept:
             raise DataError(
                 f"curation kept no prompt: the starting policy solves all or none of the "
-                f"{len(self.samples)} prompts; turn train.curate off or start from another model"
+                f"{len(self.samples)} prompts; turn grpo.curate off or start from another model"
             )
         self.logger.log(0, {"curate/kept": len(kept), "curate/dropped": dropped})
         self.samples = [s for s in self.samples if s.id in kept]
@@ -366,37 +367,19 @@ class GRPOTrainer:
         return out
 
     # ------------------------------------------------------------------ update
-    def _micro_batch(self, trajs: list[Any], adv: torch.Tensor, valid: list[bool]) -> PolicyBatch:
-        from miva.agent.forward import collate
-
-        b = collate(
-            trajs,
-            self.pad_id,
-            self.processor.token_id("<|image_pad|>"),
-            self.processor.merge_size,
-        )
-        keep = torch.tensor(valid, dtype=torch.float32).unsqueeze(1)
-        mm = {k: b[k] for k in ("pixel_values", "image_grid_thw", "mm_token_type_ids") if k in b}
-        return PolicyBatch(
-            input_ids=b["input_ids"],
-            attention_mask=b["attention_mask"],
-            loss_mask=b["loss_mask"][:, 1:] * keep,
-            advantages=adv,
-            rollout_logp=b["old_logprobs"][:, 1:],  # the sampler's, target-aligned
-            trajectories=trajs,
-            model_kwargs=mm,
-        ).to(self.device)
-
     def _update(self, batch: StepBatch, adv: torch.Tensor) -> dict[str, float]:
         t = self.t
         valid = batch.valid
         micro = [
-            self._micro_batch(
-                batch.trajectories[i : i + self.micro_size],
-                adv[i : i + self.micro_size],
-                valid[i : i + self.micro_size],
+            m.to(self.device)
+            for m in micro_batches(
+                batch.trajectories,
+                adv,
+                valid,
+                self.micro_size,
+                self.processor,
+                getattr(self.rollout_engine, "vision_cache", None),
             )
-            for i in range(0, len(batch.trajectories), self.micro_size)
         ]
         # normalisers of the global batch: every rank's micro-batches add up to its loss
         num_seqs, num_tokens = dist.all_sum(
@@ -550,7 +533,7 @@ class GRPOTrainer:
     def _sync_rollout_weights(self) -> None:
         """A separate rollout engine (vLLM, one per rank) gets the new weights after every
         update; the HF engine samples from the training model itself and needs nothing."""
-        if self.cfg.agent.engine != "hf" and hasattr(self.rollout_engine, "load_weights"):
+        if self.cfg.agent.rollout_engine != "hf" and hasattr(self.rollout_engine, "load_weights"):
             with self.engine.gathered():
                 self.rollout_engine.load_weights(self.engine.module.state_dict())
 
@@ -589,9 +572,9 @@ def _zero_grads(engine: Any) -> None:
 
 
 def _logp(model: Any, batch: PolicyBatch, temperature: float) -> torch.Tensor:
-    from miva.rl.policy import forward_logprobs
+    from miva.agent.forward import token_logprobs
 
-    return forward_logprobs(model, batch, temperature=temperature)[0].detach()
+    return token_logprobs(model, batch, temperature)[0].detach()
 
 
 def _slice(b: StepBatch, i: int, j: int) -> StepBatch:
@@ -719,7 +702,7 @@ def train(
     stop_after: int | None = None,
 ) -> TrainResult:
     """Run GRPO end to end; `stop_after` ends early (tests simulate a killed run with it)."""
-    if cfg.train.group_size < 2:
-        raise ConfigError("train.group_size must be >= 2 for group-relative advantages")
+    if cfg.grpo.group_size < 2:
+        raise ConfigError("grpo.group_size must be >= 2 for group-relative advantages")
     trainer = GRPOTrainer(cfg, model_path, dataset, output, resume, progress, stop_after)
     return trainer.run()

@@ -214,27 +214,3 @@ def get_loss(name: str) -> LossFn:
     if name not in LOSSES:
         raise KeyError(f"unknown policy loss {name!r}; known: {sorted(LOSSES)}")
     return LOSSES[name]
-
-
-# ----------------------------------------------------------------------------- log-probs
-
-
-def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log p(target) per position from ``[B, T, V]`` logits (computed in float32).
-
-    >>> token_logprobs(torch.zeros(1, 1, 4), torch.tensor([[2]])).exp().item()
-    0.25
-    """
-    logits = logits.float()
-    picked = torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
-
-
-def token_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of the next-token distribution per position (float32).
-
-    >>> round(token_entropy(torch.zeros(1, 1, 4)).item(), 4)  # log 4
-    1.3863
-    """
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1)

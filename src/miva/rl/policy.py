@@ -1,143 +1,88 @@
-"""The policy side of a GRPO update: a padded batch of trajectories, its forward, its loss.
+"""The policy side of a GRPO update: micro-batches of trajectories and their loss.
 
-A `PolicyBatch` holds N trajectories right-padded to one length T. Per-token tensors that
-score targets are *target-aligned*: column t scores token ``input_ids[:, t + 1]`` (shape
-``[N, T - 1]``), so ``loss_mask[:, t] = trajectory.loss_mask[t + 1]``.
+A `PolicyBatch` is a `forward.TokenBatch` (N trajectories right-padded to one length T;
+per-token tensors *target-aligned*: column t scores token ``input_ids[:, t + 1]``, shape
+``[N, T - 1]``, so ``loss_mask[:, t] = trajectory.loss_mask[t + 1]``) plus what the loss
+needs: advantages, old and reference log-probs. Log-probs come from the one function
+`miva.agent.forward.token_logprobs`, as in SFT.
 
-`micro_batch_loss` is the one function that turns (model, rows, advantages, old and
-reference log-probs) into a loss: the GRPO loop and the TRL parity test both call it.
+`micro_batches` cuts a step's trajectories into micro-batches of similar lengths (less
+padding; the loss normalisers are batch-wide, so the order does not change the loss).
+`micro_batch_loss` is the one function that turns (model, micro-batch, settings) into a
+loss: the GRPO loop and the TRL parity test both call it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
-from miva.rl.losses import (
-    get_loss,
-    logp_mismatch,
-    token_entropy,
-    token_logprobs,
-    truncated_is_weights,
-)
+from miva.agent.forward import TokenBatch, collate, token_logprobs
+from miva.rl.losses import get_loss, logp_mismatch, truncated_is_weights
 
-ForwardFn = Callable[[Any, "PolicyBatch"], torch.Tensor]
 ROLLOUT_CORRECTIONS = ("off", "token-tis")
 
 
-@dataclass
-class PolicyBatch:
-    input_ids: torch.Tensor  # [N, T] long
-    attention_mask: torch.Tensor  # [N, T] long
-    loss_mask: torch.Tensor  # [N, T-1] float, target-aligned
+@dataclass(kw_only=True)
+class PolicyBatch(TokenBatch):
     advantages: torch.Tensor  # [N] float
     old_logp: torch.Tensor | None = None  # [N, T-1]
     ref_logp: torch.Tensor | None = None  # [N, T-1]
-    rollout_logp: torch.Tensor | None = None  # [N, T-1]: the rollout engine's sampled log-probs
-    trajectories: list[Any] = field(default_factory=list)
-    model_kwargs: dict[str, Any] = field(default_factory=dict)  # pixel_values, image_grid_thw, ...
-
-    def __len__(self) -> int:
-        return int(self.input_ids.shape[0])
-
-    def rows(self, start: int, end: int) -> PolicyBatch:
-        def cut(x: torch.Tensor | None) -> torch.Tensor | None:
-            return None if x is None else x[start:end]
-
-        return replace(
-            self,
-            input_ids=self.input_ids[start:end],
-            attention_mask=self.attention_mask[start:end],
-            loss_mask=self.loss_mask[start:end],
-            advantages=self.advantages[start:end],
-            old_logp=cut(self.old_logp),
-            ref_logp=cut(self.ref_logp),
-            rollout_logp=cut(self.rollout_logp),
-            trajectories=self.trajectories[start:end],
-        )
-
-    def to(self, device: torch.device | str) -> PolicyBatch:
-        def mv(x: torch.Tensor | None) -> torch.Tensor | None:
-            return None if x is None else x.to(device)
-
-        return replace(
-            self,
-            input_ids=self.input_ids.to(device),
-            attention_mask=self.attention_mask.to(device),
-            loss_mask=self.loss_mask.to(device),
-            advantages=self.advantages.to(device),
-            old_logp=mv(self.old_logp),
-            ref_logp=mv(self.ref_logp),
-            rollout_logp=mv(self.rollout_logp),
-            model_kwargs={k: v.to(device) for k, v in self.model_kwargs.items()},
-        )
 
 
-def collate(
-    trajectories: Sequence[Any], advantages: Sequence[float], pad_id: int, valid: Sequence[bool]
+def policy_batch(
+    trajectories: Sequence[Any],
+    advantages: Sequence[float] | torch.Tensor,
+    valid: Sequence[bool],
+    processor: Any,
+    vision_cache: Any = None,
 ) -> PolicyBatch:
-    """Right-pad trajectories into a batch; invalid (masked) trajectories get an all-zero loss mask."""
-    n = len(trajectories)
-    length = max(len(t.token_ids) for t in trajectories)
-    ids = torch.full((n, length), pad_id, dtype=torch.long)
-    attn = torch.zeros((n, length), dtype=torch.long)
-    mask = torch.zeros((n, length), dtype=torch.float32)
-    for i, traj in enumerate(trajectories):
-        k = len(traj.token_ids)
-        ids[i, :k] = torch.tensor(traj.token_ids, dtype=torch.long)
-        attn[i, :k] = 1
-        if valid[i]:
-            mask[i, :k] = torch.tensor(traj.loss_mask, dtype=torch.float32)
-    return PolicyBatch(
-        input_ids=ids,
-        attention_mask=attn,
-        loss_mask=mask[:, 1:],
-        advantages=torch.tensor(list(advantages), dtype=torch.float32),
-        trajectories=list(trajectories),
-    )
+    """Collate trajectories with their advantages; invalid (masked) trajectories get an
+    all-zero loss mask. `vision_cache`: the rollout engine's image features, reused by
+    passes without gradients while the weights are unchanged."""
+    tokens = collate(trajectories, processor, valid=valid, vision_cache=vision_cache)
+    adv = torch.as_tensor(advantages, dtype=torch.float32)
+    return PolicyBatch(advantages=adv, **{f.name: getattr(tokens, f.name) for f in fields(tokens)})
 
 
-def text_logits(model: Any, batch: PolicyBatch, keep: int = 0) -> torch.Tensor:
-    """Logits of the padded batch (images through ``batch.model_kwargs``): ``[N, T, V]``, or
-    only the last `keep` positions when ``keep > 0`` (the LM head is skipped for the rest)."""
-    extra = dict(batch.model_kwargs)
-    if "pixel_values" in extra:
-        dtype = next(p for p in model.parameters()).dtype
-        extra["pixel_values"] = extra["pixel_values"].to(dtype)
-    if keep:
-        extra["logits_to_keep"] = keep
-    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **extra).logits
+def micro_batches(
+    trajectories: Sequence[Any],
+    advantages: torch.Tensor,
+    valid: Sequence[bool],
+    size: int,
+    processor: Any,
+    vision_cache: Any = None,
+) -> list[PolicyBatch]:
+    """Micro-batches of at most `size` trajectories, ``ceil(len / size)`` of them as the
+    training engines expect. A group's trajectories stay together (the log-prob pass runs
+    their shared prompt once: `agent.packing`); groups go in order of length and each
+    group's members by length, so a micro-batch pads to near neighbours. The loss
+    normalisers are batch-wide, so the order does not change the loss."""
+    groups: dict[Any, list[int]] = {}
+    for i, t in enumerate(trajectories):
+        groups.setdefault(t.sample_id, []).append(i)
 
+    def length(i: int) -> int:
+        return len(trajectories[i].token_ids)
 
-def forward_logprobs(
-    model: Any,
-    batch: PolicyBatch,
-    logits_fn: Any = text_logits,
-    temperature: float = 1.0,
-    with_entropy: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Target-aligned log-probs ``[N, T-1]`` (and entropies) at the sampling temperature.
-
-    Only positions from the first scored target on go through the LM head (prompts are
-    long, answers short); earlier columns are 0 and carry no loss mask.
-    """
-    width = batch.input_ids.shape[1]
-    scored = batch.loss_mask.sum(0).nonzero()
-    start = int(scored[0]) if len(scored) else width - 2  # first target column with a token
-    logits = logits_fn(model, batch, width - start)[:, :-1]  # positions start .. T-2
-    if temperature and temperature != 1.0:
-        logits = logits / temperature
-    targets = batch.input_ids[:, start + 1 :]
-    part = token_logprobs(logits, targets)
-    logp = torch.nn.functional.pad(part, (start, 0))
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            entropy = torch.nn.functional.pad(token_entropy(logits), (start, 0))
-    return logp, entropy
+    ordered = sorted(groups.values(), key=lambda g: max(length(i) for i in g))
+    order = [i for g in ordered for i in sorted(g, key=length)]
+    out = []
+    for start in range(0, len(order), size):
+        idx = order[start : start + size]
+        out.append(
+            policy_batch(
+                [trajectories[i] for i in idx],
+                advantages[idx],
+                [valid[i] for i in idx],
+                processor,
+                vision_cache,
+            )
+        )
+    return out
 
 
 @dataclass
@@ -169,7 +114,6 @@ def micro_batch_loss(
     model: Any,
     batch: PolicyBatch,
     settings: LossSettings,
-    logits_fn: ForwardFn = text_logits,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Forward one micro-batch and return its share of the batch loss and metrics.
 
@@ -186,9 +130,7 @@ def micro_batch_loss(
             f"unknown rollout correction {settings.rollout_correction!r}; "
             f"known: {list(ROLLOUT_CORRECTIONS)}"
         )
-    logp, entropy = forward_logprobs(
-        model, batch, logits_fn, settings.temperature, with_entropy=True
-    )
+    logp, entropy = token_logprobs(model, batch, settings.temperature, with_entropy=True)
     old = logp.detach() if batch.old_logp is None else batch.old_logp
     extra: dict[str, float] = {}
     is_weights = None

@@ -225,17 +225,11 @@ class SFTResult:
 
 def sft_loss(model: Any, trajectories: Sequence[Any], processor: Any):
     """Mean NLL over the gold assistant tokens of a batch."""
-
     from miva.agent.forward import collate, token_logprobs
 
-    batch = collate(
-        trajectories,
-        processor.tokenizer.pad_token_id,
-        processor.token_id("<|image_pad|>"),
-        processor.merge_size,
-    )
-    logp = token_logprobs(model, trajectories, processor, 1.0, batch=batch)
-    mask = batch["loss_mask"].to(logp.device)
+    batch = collate(trajectories, processor)
+    logp, _ = token_logprobs(model, batch)
+    mask = batch.loss_mask.to(logp.device)
     return -(logp * mask).sum() / mask.sum().clamp(min=1.0), float(mask.sum())
 
 

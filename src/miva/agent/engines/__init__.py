@@ -12,7 +12,14 @@ def make_engine(kind: str, model, processor, agent_cfg, **kwargs) -> Engine:
     if kind == "hf":
         from miva.agent.engines.hf import HFEngine
 
-        return HFEngine(model, processor, agent_cfg.temperature, agent_cfg.top_p)
+        return HFEngine(
+            model,
+            processor,
+            agent_cfg.temperature,
+            agent_cfg.top_p,
+            kv_cache=agent_cfg.kv_cache,
+            vision_cache=agent_cfg.vision_cache,
+        )
     if kind == "vllm":
         from miva.agent.engines.vllm import VLLMEngine
 

@@ -5,6 +5,11 @@ grids of all their images) and returns, per sequence, the tokens it sampled for 
 and their log-probabilities under the policy at the sampling temperature (log_softmax
 of logits / T; vision-token suppression and top-p are *not* folded in, so the values
 match `forward.token_logprobs` on the same sequence).
+
+Requests always carry the whole sequence, so an engine may keep nothing between calls.
+One that keeps state (the `hf` engine's KV cache across turns) recognises a continuation
+by its `key` and a token prefix it has already seen, and drops that state when the
+agent calls `release()` at the end of a rollout batch.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ class GenRequest:
     key: Any = None  # who asks (trajectory index); scripted policies use it
     turn: int = 0
     images: list[Any] = field(default_factory=list)  # PIL images (vLLM re-processes them)
+    image_keys: list[str] = field(default_factory=list)  # content key per image (vision cache)
+    # Teacher forcing: emit exactly these tokens instead of sampling (their log-probs are
+    # still the model's). Benchmarks use it to replay a fixed tool call through the model.
+    forced_tokens: list[int] | None = None
 
 
 @dataclass
@@ -33,6 +42,16 @@ class GenResult:
 
 class Engine(Protocol):
     def generate(self, requests: list[GenRequest], seed: int) -> list[GenResult]: ...
+
+
+def release(engine: Any) -> None:
+    """End of a rollout batch: let a stateful engine free what it kept between turns (a
+    wrapper without `release` that holds its engine as `.engine` passes it on)."""
+    fn = getattr(engine, "release", None)
+    if callable(fn):
+        fn()
+    elif getattr(engine, "engine", None) is not None:
+        release(engine.engine)
 
 
 def cut_at_stop(
