@@ -74,19 +74,19 @@ def load_policy(name_or_path: str | Path, model_cfg: Any, device: str | None = N
 
 def check_batch(train_cfg: Any, world_size: int = 1) -> tuple[int, int]:
     """(trajectories, micro-batches) of this rank's share of a GRPO step; inconsistent sizes
-    fail early. The global batch is train.prompts_per_step prompts, split evenly over ranks."""
+    fail early. The global batch is grpo.prompts_per_step prompts, split evenly over ranks."""
     from miva.rl.distributed import World, split_evenly
 
     prompts = split_evenly(
-        train_cfg.prompts_per_step, World(size=world_size), "train.prompts_per_step"
+        train_cfg.prompts_per_step, World(size=world_size), "grpo.prompts_per_step"
     )
     batch = prompts * train_cfg.group_size
     micro = min(train_cfg.micro_batch_size, batch)
     if batch % micro:
         per_rank = f" per training process ({world_size} of them)" if world_size > 1 else ""
         raise ConfigError(
-            f"train.prompts_per_step * train.group_size = {batch} trajectories{per_rank} is not "
-            f"divisible by train.micro_batch_size = {micro}; pick a micro batch that divides it"
+            f"grpo.prompts_per_step * grpo.group_size = {batch} trajectories{per_rank} is not "
+            f"divisible by grpo.micro_batch_size = {micro}; pick a micro batch that divides it"
         )
     return batch, batch // micro
 
