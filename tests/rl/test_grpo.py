@@ -245,7 +245,6 @@ def test_drawn_metrics_describe_every_group_before_dynamic_sampling():
             [float(x) for x in correct],
             [True] * n,
             ["ok"] * n,
-            [False] * n,
         )
 
     solved = part([1, 1], [[on], [on]])  # zero variance: dynamic sampling drops it
@@ -259,7 +258,6 @@ def test_drawn_metrics_describe_every_group_before_dynamic_sampling():
             solved.totals + mixed.totals,
             [True] * 4,
             ["ok"] * 4,
-            [False] * 4,
         )
     )
     m = rollout_metrics(trained)

@@ -55,21 +55,12 @@ def check_model_folder(path: str | Path) -> None:
 
 
 def load_policy(name_or_path: str | Path, model_cfg: Any, device: str | None = None):
-    from miva.agent.model import load_model
+    from miva.agent.model import load_from_config
 
     text = str(name_or_path)
     if not is_remote(text):
         check_model_folder(text)
-    model, processor = load_model(
-        text,
-        family=model_cfg.family,
-        dtype=model_cfg.dtype,
-        device=device,
-        min_pixels=model_cfg.min_pixels,
-        max_pixels=model_cfg.max_pixels,
-        attn_implementation=model_cfg.attn_implementation,
-    )
-    return model, processor
+    return load_from_config(model_cfg, device, name_or_path=text)
 
 
 def check_batch(train_cfg: Any, world_size: int = 1) -> tuple[int, int]:
