@@ -25,7 +25,8 @@ def dataset(tmp_path_factory):
     from miva.data.synth.build import run_synth
 
     cfg = load_config(
-        "tiny-cpu", ["synthesize.n=24", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"]
+        "tiny-cpu",
+        ["synthesize.n=24", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"],
     )
     out = tmp_path_factory.mktemp("data") / "ds"
     run_synth(cfg.synthesize, out, progress=False)
