@@ -230,7 +230,12 @@ def main() -> None:
     ap.add_argument("--images", default="3,3", help="MIN,MAX images per sample")
     ap.add_argument("--image-size", type=int, default=56)
     ap.add_argument("--detail", default="coarse", choices=["fine", "coarse"])
-    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="agent.max_new_tokens (default 32; 48 with --tools-experiment, whose gold zoom "
+        "turn, a thought naming the region plus the call, takes 35-36 tokens)",
+    )
     ap.add_argument("--mc-fraction", type=float, default=0.0)
     ap.add_argument("--train", type=int, default=4000)
     ap.add_argument("--val", type=int, default=300)
@@ -256,6 +261,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.tools_experiment and a.task != "closeup":
         ap.error("--tools-experiment needs --task closeup")
+    if a.max_new_tokens is None:
+        a.max_new_tokens = 48 if a.tools_experiment else 32
     import torch
 
     if a.threads:

@@ -28,12 +28,12 @@ BASE = [
     "agent.tools=[]",
     "agent.max_turns=1",
     "agent.max_new_tokens=6",
-    "train.group_size=4",
-    "train.micro_batch_size=4",
-    "train.lr=1e-3",
-    "train.checkpoint_every=1",
+    "grpo.group_size=4",
+    "grpo.micro_batch_size=4",
+    "grpo.lr=1e-3",
+    "grpo.checkpoint_every=1",
     "reward.weights={accuracy: 1.0, even_tokens: 1.0}",
-    "train.status_policy={ok: train, truncated: train, malformed: penalize, "
+    "grpo.status_policy={ok: train, truncated: train, malformed: penalize, "
     "tool_error: mask, max_turns: mask, image_budget: mask}",
 ]
 

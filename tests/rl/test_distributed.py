@@ -30,11 +30,11 @@ from . import dist_worker
 
 WORKER = Path(dist_worker.__file__)
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
-REPLAY = ["train.steps=1", "train.dynamic_sampling=false"]
+REPLAY = ["grpo.steps=1", "grpo.dynamic_sampling=false"]
 REAL = [
-    "train.steps=3",
-    "train.prompts_per_step=4",
-    "train.max_refill_rounds=2",
+    "grpo.steps=3",
+    "grpo.prompts_per_step=4",
+    "grpo.max_refill_rounds=2",
     "reward.weights={even_tokens_on_half: 1.0}",
 ]
 
@@ -96,10 +96,11 @@ def dataset(tmp_path_factory):
     from miva.data.synth.build import run_synth
 
     cfg = load_config(
-        "tiny-cpu", ["data.n=24", "data.image_size=56", "data.images_per_sample=[2, 2]"]
+        "tiny-cpu",
+        ["synthesize.n=24", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"],
     )
     out = tmp_path_factory.mktemp("data") / "ds"
-    run_synth(cfg.data, out, progress=False)
+    run_synth(cfg.synthesize, out, progress=False)
     return str(out)
 
 
@@ -131,7 +132,7 @@ def runs(dataset, recorded, tmp_path_factory):
         {
             "out": str(root / f"two-{mode}"),
             "replay": True,
-            "overrides": [*REPLAY, "train.prompts_per_step=4", f"train.loss_agg={mode}"],
+            "overrides": [*REPLAY, "grpo.prompts_per_step=4", f"grpo.loss_agg={mode}"],
         }
         for mode in AGG_MODES
     ]
@@ -155,7 +156,7 @@ def test_two_ranks_equal_one_process_on_the_union_batch(runs, mode, tmp_path):
     spec = {
         "out": str(one),
         "replay": True,
-        "overrides": [*REPLAY, "train.prompts_per_step=4", f"train.loss_agg={mode}"],
+        "overrides": [*REPLAY, "grpo.prompts_per_step=4", f"grpo.loss_agg={mode}"],
     }
     base = dist_worker.run(runs["job"], spec)
     two = runs["root"] / f"two-{mode}"
@@ -244,17 +245,17 @@ DS_TOLERANCE = {2: 5e-6, 3: 1e-4}
 @pytest.fixture(scope="module")
 def deepspeed_runs(dataset, recorded, tmp_path_factory):
     root = tmp_path_factory.mktemp("ds")
-    ds = ["train.engine=deepspeed", "train.prompts_per_step=4"]
+    ds = ["grpo.training_backend=deepspeed", "grpo.prompts_per_step=4"]
     specs = [
         {
             "out": str(root / f"zero{stage}"),
             "replay": True,
-            "overrides": [*REPLAY, *ds, f"train.zero_stage={stage}"],
+            "overrides": [*REPLAY, *ds, f"grpo.zero_stage={stage}"],
         }
         for stage in (2, 3)
     ]
     # ZeRO-3 with real rollouts: parameters gathered for generate, the model saved whole
-    real = ["train.steps=2", *ds, "train.zero_stage=3", "reward.weights={even_tokens: 1.0}"]
+    real = ["grpo.steps=2", *ds, "grpo.zero_stage=3", "reward.weights={even_tokens: 1.0}"]
     specs.append({"out": str(root / "zero3-real"), "overrides": real})
     done = torchrun({"dataset": dataset, "replay": recorded, "runs": specs}, root / "job.json")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
@@ -268,7 +269,7 @@ def test_deepspeed_two_ranks_match_one_process(deepspeed_runs, recorded, dataset
     spec = {
         "out": str(tmp_path / "one"),
         "replay": True,
-        "overrides": [*REPLAY, "train.prompts_per_step=4"],
+        "overrides": [*REPLAY, "grpo.prompts_per_step=4"],
     }
     base = dist_worker.run(job, spec)
     two = deepspeed_runs / f"zero{stage}"

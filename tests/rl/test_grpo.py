@@ -15,7 +15,7 @@ from miva.rl import grpo
 from miva.rl.metrics import read_metrics
 
 STATUS_ALL_TRAIN = (
-    "train.status_policy={ok: train, truncated: train, malformed: penalize, "
+    "grpo.status_policy={ok: train, truncated: train, malformed: penalize, "
     "tool_error: mask, max_turns: mask, image_budget: mask}"
 )
 
@@ -25,10 +25,11 @@ def dataset(tmp_path_factory):
     from miva.data.synth.build import run_synth
 
     cfg = load_config(
-        "tiny-cpu", ["data.n=24", "data.image_size=56", "data.images_per_sample=[2, 2]"]
+        "tiny-cpu",
+        ["synthesize.n=24", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"],
     )
     out = tmp_path_factory.mktemp("data") / "ds"
-    run_synth(cfg.data, out, progress=False)
+    run_synth(cfg.synthesize, out, progress=False)
     return str(out)
 
 
@@ -56,12 +57,12 @@ def small_cfg(*extra: str):
             "agent.tools=[]",
             "agent.max_turns=1",
             "agent.max_new_tokens=6",
-            "train.prompts_per_step=2",
-            "train.group_size=4",
-            "train.micro_batch_size=4",
-            "train.lr=1e-3",
-            "train.steps=2",
-            "train.checkpoint_every=1",
+            "grpo.prompts_per_step=2",
+            "grpo.group_size=4",
+            "grpo.micro_batch_size=4",
+            "grpo.lr=1e-3",
+            "grpo.steps=2",
+            "grpo.checkpoint_every=1",
             "reward.weights={accuracy: 1.0, even_tokens: 1.0}",
             STATUS_ALL_TRAIN,
             *extra,
@@ -76,7 +77,7 @@ def _params(model_dir):
 
 
 def test_grpo_steps_update_the_model_and_log_every_metric(dataset, tmp_path):
-    cfg = small_cfg("train.steps=1", "train.beta=0.05", "train.mu=2")
+    cfg = small_cfg("grpo.steps=1", "grpo.beta=0.05", "grpo.mu=2")
     res = grpo.train(cfg, "tiny-random", dataset, str(tmp_path / "out"), progress=False)
     row = read_metrics(tmp_path / "out" / "metrics.jsonl")[-1]
     for key in (
@@ -114,7 +115,7 @@ def test_log_fn_metrics_join_each_step_and_training_mode_is_restored(dataset, tm
         model.eval()  # what an evaluation does; the trainer must switch back
         return {"eval/probe": 10.0 * step} if step == 2 else None
 
-    cfg = small_cfg("train.steps=2")
+    cfg = small_cfg("grpo.steps=2")
     trainer = grpo.GRPOTrainer(
         cfg, "tiny-random", dataset, str(tmp_path / "out"), progress=False, log_fn=held_out
     )
@@ -130,8 +131,8 @@ def test_log_fn_metrics_join_each_step_and_training_mode_is_restored(dataset, tm
 def test_masked_statuses_leave_the_update(dataset, tmp_path):
     # every trajectory is cut at 6 tokens (truncated) or answers (ok); masking both = no update
     cfg = small_cfg(
-        "train.steps=1",
-        "train.status_policy={ok: mask, truncated: mask, malformed: mask, tool_error: mask, "
+        "grpo.steps=1",
+        "grpo.status_policy={ok: mask, truncated: mask, malformed: mask, tool_error: mask, "
         "max_turns: mask, image_budget: mask}",
     )
     grpo.train(cfg, "tiny-random", dataset, str(tmp_path / "out"), progress=False)
@@ -155,7 +156,7 @@ def test_non_finite_rewards_skip_the_step(dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(grpo, "score", nan_score)
     res = grpo.train(
-        small_cfg("train.steps=1"), "tiny-random", dataset, str(tmp_path / "o"), progress=False
+        small_cfg("grpo.steps=1"), "tiny-random", dataset, str(tmp_path / "o"), progress=False
     )
     assert res.skipped_steps == 1
     assert read_metrics(tmp_path / "o" / "metrics.jsonl")[-1]["train/skipped_steps"] == 1
@@ -174,12 +175,12 @@ def test_bad_input_fails_before_work(dataset, tmp_path):
     with pytest.raises(DataError, match="missing"):
         grpo.train(small_cfg(), str(broken), dataset, str(tmp_path / "o"), progress=False)
     with pytest.raises(ConfigError, match="divisible"):
-        small_cfg("train.micro_batch_size=3")
+        small_cfg("grpo.micro_batch_size=3")
 
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_metrics(dataset, tmp_path, monkeypatch):
-    cfg = small_cfg("train.steps=3")
+    cfg = small_cfg("grpo.steps=3")
     grpo.train(cfg, "tiny-random", dataset, str(tmp_path / "a"), progress=False)
     straight = read_metrics(tmp_path / "a" / "metrics.jsonl")
 
@@ -213,7 +214,7 @@ def test_killed_run_resumes_to_the_same_metrics(dataset, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_deepspeed_step_on_cpu(dataset, tmp_path):
-    cfg = small_cfg("train.steps=1", "train.engine=deepspeed", "train.zero_stage=2")
+    cfg = small_cfg("grpo.steps=1", "grpo.training_backend=deepspeed", "grpo.zero_stage=2")
     grpo.train(cfg, "tiny-random", dataset, str(tmp_path / "ds"), progress=False)
     row = read_metrics(tmp_path / "ds" / "metrics.jsonl")[-1]
     assert math.isfinite(row["train/loss"]) and row["train/grad_norm"] > 0
@@ -245,7 +246,6 @@ def test_drawn_metrics_describe_every_group_before_dynamic_sampling():
             [float(x) for x in correct],
             [True] * n,
             ["ok"] * n,
-            [False] * n,
         )
 
     solved = part([1, 1], [[on], [on]])  # zero variance: dynamic sampling drops it
@@ -259,7 +259,6 @@ def test_drawn_metrics_describe_every_group_before_dynamic_sampling():
             solved.totals + mixed.totals,
             [True] * 4,
             ["ok"] * 4,
-            [False] * 4,
         )
     )
     m = rollout_metrics(trained)
@@ -274,11 +273,11 @@ def test_drawn_metrics_describe_every_group_before_dynamic_sampling():
 
 def test_lr_schedule_counts_grpo_steps_whatever_mu(dataset, tmp_path):
     cfg = small_cfg(
-        "train.steps=4",
-        "train.mu=2",
-        "train.warmup_steps=1",
-        "train.lr_decay=linear",
-        "train.min_lr_ratio=0.0",
+        "grpo.steps=4",
+        "grpo.mu=2",
+        "grpo.warmup_steps=1",
+        "grpo.lr_decay=linear",
+        "grpo.min_lr_ratio=0.0",
     )
     trainer = grpo.GRPOTrainer(cfg, "tiny-random", dataset, str(tmp_path / "out"), progress=False)
     shape = trainer.engine.scheduler.lr_lambdas[0]

@@ -241,15 +241,15 @@ def text_dataset(tmp_path_factory):
     cfg = load_config(
         "tiny-cpu",
         [
-            "data.n=16",
-            "data.image_size=56",
-            "data.images_per_sample=[2, 2]",
-            "data.tasks=[attribute]",
-            "data.multiple_choice_fraction=0",
+            "synthesize.n=16",
+            "synthesize.image_size=56",
+            "synthesize.images_per_sample=[2, 2]",
+            "synthesize.tasks=[attribute]",
+            "synthesize.multiple_choice_fraction=0",
         ],
     )
     out = tmp_path_factory.mktemp("data") / "ds"
-    run_synth(cfg.data, out, progress=False)
+    run_synth(cfg.synthesize, out, progress=False)
     return str(out)
 
 
@@ -261,12 +261,12 @@ def grpo_cfg(url, model, tmp_path):
             "agent.tools=[]",
             "agent.max_turns=1",
             "agent.max_new_tokens=8",
-            "train.prompts_per_step=2",
-            "train.group_size=2",
-            "train.micro_batch_size=4",
-            "train.steps=1",
-            "train.dynamic_sampling=false",
-            "train.status_policy={ok: train, truncated: train, malformed: train, "
+            "grpo.prompts_per_step=2",
+            "grpo.group_size=2",
+            "grpo.micro_batch_size=4",
+            "grpo.steps=1",
+            "grpo.dynamic_sampling=false",
+            "grpo.status_policy={ok: train, truncated: train, malformed: train, "
             "tool_error: train, max_turns: train, image_budget: train}",
             "reward.weights={judge: 1.0, format: 0.2}",
             f"reward.judge.url={url}",

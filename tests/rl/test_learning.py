@@ -12,16 +12,16 @@ from tests.rl.test_grpo import dataset, small_cfg, toy_reward  # noqa: F401 - fi
 @pytest.mark.slow
 def test_reward_mean_rises_on_a_toy_task(dataset, tmp_path):  # noqa: F811
     cfg = small_cfg(
-        "train.steps=24",
+        "grpo.steps=24",
         "reward.weights={even_tokens: 1.0}",
-        "train.lr=3e-3",
-        "train.prompts_per_step=4",
-        "train.micro_batch_size=16",
-        "train.checkpoint_every=100",
+        "grpo.lr=3e-3",
+        "grpo.prompts_per_step=4",
+        "grpo.micro_batch_size=16",
+        "grpo.checkpoint_every=100",
         # the recipe this test was calibrated with: one update per batch, constant rate
-        "train.mu=1",
-        "train.warmup_steps=0",
-        "train.lr_decay=constant",
+        "grpo.mu=1",
+        "grpo.warmup_steps=0",
+        "grpo.lr_decay=constant",
     )
     grpo.train(cfg, "tiny-random", dataset, str(tmp_path / "out"), progress=False)
     rows = read_metrics(tmp_path / "out" / "metrics.jsonl")

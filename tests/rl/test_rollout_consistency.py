@@ -98,10 +98,11 @@ def dataset(tmp_path_factory):
     from miva.data.synth.build import run_synth
 
     cfg = load_config(
-        "tiny-cpu", ["data.n=8", "data.image_size=56", "data.images_per_sample=[2, 2]"]
+        "tiny-cpu",
+        ["synthesize.n=8", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"],
     )
     out = tmp_path_factory.mktemp("data") / "ds"
-    run_synth(cfg.data, out, progress=False)
+    run_synth(cfg.synthesize, out, progress=False)
     return str(out)
 
 
@@ -118,10 +119,10 @@ def test_grpo_logs_the_mismatch_and_truncated_importance_sampling(dataset, tmp_p
         "tiny-cpu",
         [
             *BASE,
-            "train.prompts_per_step=2",
-            "train.steps=1",
-            "train.rollout_correction.mode=token-tis",
-            "train.rollout_correction.cap=1.5",
+            "grpo.prompts_per_step=2",
+            "grpo.steps=1",
+            "grpo.rollout_correction.mode=token-tis",
+            "grpo.rollout_correction.cap=1.5",
         ],
     )
     grpo.train(cfg, "tiny-random", dataset, str(tmp_path / "out"), progress=False)
@@ -134,8 +135,8 @@ def test_grpo_logs_the_mismatch_and_truncated_importance_sampling(dataset, tmp_p
 
 def test_rollout_correction_is_on_for_vllm_and_off_for_hf():
     cfg = load_config("tiny-cpu")
-    rc = cfg.train.rollout_correction
+    rc = cfg.grpo.rollout_correction
     assert rc.mode == "auto" and rc.cap == 2.0
     assert rc.resolved("vllm") == "token-tis" and rc.resolved("hf") == "off"
-    forced = load_config("tiny-cpu", ["train.rollout_correction.mode=off"])
+    forced = load_config("tiny-cpu", ["grpo.rollout_correction.mode=off"])
     assert forced.train.rollout_correction.resolved("vllm") == "off"

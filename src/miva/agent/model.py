@@ -297,10 +297,13 @@ def load_model(
     return model, processor
 
 
-def load_from_config(model_cfg, device: str | None = None) -> tuple[Any, Processor]:
-    """`load_model` with the fields of a `ModelConfig`."""
+def load_from_config(
+    model_cfg, device: str | None = None, name_or_path: str | Path | None = None
+) -> tuple[Any, Processor]:
+    """`load_model` with the fields of a `ModelConfig` (`name_or_path` overrides the one
+    it names, e.g. a trained checkpoint loaded with the run's dtype and pixel bounds)."""
     return load_model(
-        model_cfg.name_or_path,
+        str(name_or_path) if name_or_path is not None else model_cfg.name_or_path,
         family=model_cfg.family,
         dtype=model_cfg.dtype,
         device=device,

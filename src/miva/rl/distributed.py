@@ -71,7 +71,7 @@ def init_distributed() -> World:
 def split_evenly(total: int, world: World, what: str) -> int:
     """This rank's share of `total` items; every rank gets the same number.
 
-    >>> split_evenly(8, World(rank=1, size=4), "train.prompts_per_step")
+    >>> split_evenly(8, World(rank=1, size=4), "grpo.prompts_per_step")
     2
     """
     if total % world.size:

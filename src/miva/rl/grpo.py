@@ -141,7 +141,6 @@ class StepBatch:
     totals: list[float] = field(default_factory=list)
     valid: list[bool] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
-    status_masked: list[bool] = field(default_factory=list)  # removed by the status policy
     zero_var_groups: int = 0
     groups_seen: int = 0
     refills: int = 0
@@ -323,7 +322,6 @@ class GRPOTrainer:
             masked.rewards,
             masked.valid,
             statuses,
-            [not v for v in masked.valid],
         )
 
     def _collect(self, step: int) -> StepBatch:
@@ -585,7 +583,6 @@ def _slice(b: StepBatch, i: int, j: int) -> StepBatch:
         b.totals[i:j],
         b.valid[i:j],
         b.statuses[i:j],
-        b.status_masked[i:j],
     )
 
 
@@ -598,7 +595,6 @@ def _concat(parts: list[StepBatch]) -> StepBatch:
         out.totals += p.totals
         out.valid += p.valid
         out.statuses += p.statuses
-        out.status_masked += p.status_masked
     return out
 
 
@@ -615,7 +611,6 @@ def gathered(batch: StepBatch) -> StepBatch:
         totals=dist.all_gather_lists(batch.totals),
         valid=dist.all_gather_lists(batch.valid),
         statuses=dist.all_gather_lists(batch.statuses),
-        status_masked=dist.all_gather_lists(batch.status_masked),
         zero_var_groups=int(zero_var),
         groups_seen=int(seen),
         refills=batch.refills,

@@ -1,6 +1,6 @@
 """The trajectory-level mask (IMAgent): what happens to a trajectory, decided by its rollout status.
 
-Policies per status (``train.status_policy``):
+Policies per status (``grpo.status_policy``):
 - ``train``: the trajectory counts as it is;
 - ``mask``: it leaves the loss AND the group mean/std (valid = False, advantage 0);
 - ``penalize``: it stays in the loss with its total reward replaced by ``penalty``.

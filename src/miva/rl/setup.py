@@ -55,38 +55,29 @@ def check_model_folder(path: str | Path) -> None:
 
 
 def load_policy(name_or_path: str | Path, model_cfg: Any, device: str | None = None):
-    from miva.agent.model import load_model
+    from miva.agent.model import load_from_config
 
     text = str(name_or_path)
     if not is_remote(text):
         check_model_folder(text)
-    model, processor = load_model(
-        text,
-        family=model_cfg.family,
-        dtype=model_cfg.dtype,
-        device=device,
-        min_pixels=model_cfg.min_pixels,
-        max_pixels=model_cfg.max_pixels,
-        attn_implementation=model_cfg.attn_implementation,
-    )
-    return model, processor
+    return load_from_config(model_cfg, device, name_or_path=text)
 
 
 def check_batch(train_cfg: Any, world_size: int = 1) -> tuple[int, int]:
     """(trajectories, micro-batches) of this rank's share of a GRPO step; inconsistent sizes
-    fail early. The global batch is train.prompts_per_step prompts, split evenly over ranks."""
+    fail early. The global batch is grpo.prompts_per_step prompts, split evenly over ranks."""
     from miva.rl.distributed import World, split_evenly
 
     prompts = split_evenly(
-        train_cfg.prompts_per_step, World(size=world_size), "train.prompts_per_step"
+        train_cfg.prompts_per_step, World(size=world_size), "grpo.prompts_per_step"
     )
     batch = prompts * train_cfg.group_size
     micro = min(train_cfg.micro_batch_size, batch)
     if batch % micro:
         per_rank = f" per training process ({world_size} of them)" if world_size > 1 else ""
         raise ConfigError(
-            f"train.prompts_per_step * train.group_size = {batch} trajectories{per_rank} is not "
-            f"divisible by train.micro_batch_size = {micro}; pick a micro batch that divides it"
+            f"grpo.prompts_per_step * grpo.group_size = {batch} trajectories{per_rank} is not "
+            f"divisible by grpo.micro_batch_size = {micro}; pick a micro batch that divides it"
         )
     return batch, batch // micro
 

@@ -1,7 +1,7 @@
 """DeepSpeed engine: ZeRO-2 or ZeRO-3, bf16 on GPU, optional gradient checkpointing.
 
 Launch on GPUs with ``torchrun --nproc-per-node N [--nnodes M ...] -m miva.cli train
---set train.engine=deepspeed``; every rank runs the same loop on its share of prompts. On
+--set grpo.training_backend=deepspeed``; every rank runs the same loop on its share of prompts. On
 a CPU (tests) it runs with the gloo backend and fp32, one process or several.
 
 The loss each micro-batch hands in is already normalised for the global batch (all
