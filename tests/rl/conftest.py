@@ -36,3 +36,18 @@ def word_tokenizer(vocab: int = 64):
 @pytest.fixture
 def tiny_lm():
     return tiny_qwen2()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """24 synthesized two-image samples of 56 px (a module may define its own `dataset`)."""
+    from miva.config import load_config
+    from miva.data.synth.build import run_synth
+
+    cfg = load_config(
+        "tiny-cpu",
+        ["synthesize.n=24", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"],
+    )
+    out = tmp_path_factory.mktemp("data") / "ds"
+    run_synth(cfg.synthesize, out, progress=False)
+    return str(out)

@@ -24,8 +24,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from miva.config import load_config
-
 from . import dist_worker
 
 WORKER = Path(dist_worker.__file__)
@@ -89,19 +87,6 @@ def same_metrics(a: list[dict], b: list[dict]) -> None:
         assert keys == {k for k in y if not k.startswith("perf/")}, x["step"]
         for k in sorted(keys):
             assert y[k] == pytest.approx(x[k], rel=1e-5, abs=1e-7), (x["step"], k)
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    from miva.data.synth.build import run_synth
-
-    cfg = load_config(
-        "tiny-cpu",
-        ["synthesize.n=24", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"],
-    )
-    out = tmp_path_factory.mktemp("data") / "ds"
-    run_synth(cfg.synthesize, out, progress=False)
-    return str(out)
 
 
 @pytest.fixture(scope="module")

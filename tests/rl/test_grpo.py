@@ -20,19 +20,6 @@ STATUS_ALL_TRAIN = (
 )
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    from miva.data.synth.build import run_synth
-
-    cfg = load_config(
-        "tiny-cpu",
-        ["synthesize.n=24", "synthesize.image_size=56", "synthesize.images_per_sample=[2, 2]"],
-    )
-    out = tmp_path_factory.mktemp("data") / "ds"
-    run_synth(cfg.synthesize, out, progress=False)
-    return str(out)
-
-
 def even_token_share(trajectories, samples, cfg):
     """A toy reward every group has variance in: the share of sampled tokens with an even id."""
     out = []
