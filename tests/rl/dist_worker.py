@@ -149,7 +149,7 @@ def run(job: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     recorder = Recorder(trainer.agent)
     trainer.agent = recorder
 
-    real_step = trainer.engine.step
+    real_step = trainer.backend.step
     die_at = spec.get("die_at_step")
     state = {"updates": 0}
 
@@ -158,12 +158,12 @@ def run(job: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         if state["updates"] == 1:
             seen["grads"] = {
                 n: p.grad.detach().cpu().clone()
-                for n, p in trainer.engine.module.named_parameters()
+                for n, p in trainer.backend.module.named_parameters()
                 if p.grad is not None
             }
         return real_step()
 
-    trainer.engine.step = step_and_record
+    trainer.backend.step = step_and_record
     if die_at is not None:
         real_update = trainer._update
         first = trainer.start_step + 1

@@ -28,9 +28,9 @@ def _rank_main(rank: int, port: int, tmp: str) -> None:
     each with its own folder)."""
     import torch.distributed as dist
 
+    from miva.rl.backends.torch_backend import TorchBackend
     from miva.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from miva.rl.distributed import World
-    from miva.rl.engines.torch_engine import TorchEngine
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     layouts = {
@@ -39,7 +39,7 @@ def _rank_main(rank: int, port: int, tmp: str) -> None:
     }
     for name, (root, world) in layouts.items():
         torch.manual_seed(0)
-        engine = TorchEngine(torch.nn.Linear(3, 2), lr=0.1, world=world)
+        engine = TorchBackend(torch.nn.Linear(3, 2), lr=0.1, world=world)
         engine.module(torch.ones(1, 3)).sum().backward()
         engine.step()
         torch.manual_seed(100 + rank)  # each rank's own random stream
@@ -92,10 +92,10 @@ def test_node_local_disks_each_hold_their_nodes_ranks(saved):
 
 
 def test_resuming_with_another_world_size_fails_naming_both(tmp_path):
+    from miva.rl.backends.torch_backend import TorchBackend
     from miva.rl.checkpoint import load_checkpoint, save_checkpoint
-    from miva.rl.engines.torch_engine import TorchEngine
 
-    engine = TorchEngine(torch.nn.Linear(2, 2), lr=0.1)
+    engine = TorchBackend(torch.nn.Linear(2, 2), lr=0.1)
     path = save_checkpoint(tmp_path, 1, engine, {"cursor": {"epoch": 0, "pos": 1}})
     state = json.loads((path / "state.json").read_text())
     (path / "state.json").write_text(json.dumps({**state, "world_size": 4}))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from miva.config import load_config
-from tests.rl.test_grpo import dataset  # noqa: F401 - the shared tiny dataset fixture
 
 
 def _agent(processor, cfg, answer_for):
@@ -18,7 +17,7 @@ def _agent(processor, cfg, answer_for):
 @pytest.mark.parametrize(
     ("mode", "kept_all"), [("half", True), ("always", False), ("never", False)]
 )
-def test_keeps_prompts_solved_sometimes(dataset, mode, kept_all):  # noqa: F811
+def test_keeps_prompts_solved_sometimes(dataset, mode, kept_all):
     from miva.agent.assembly import encode_image
     from miva.agent.format import format_model_answer
     from miva.rl.curate import curate

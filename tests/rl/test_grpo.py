@@ -267,7 +267,7 @@ def test_lr_schedule_counts_grpo_steps_whatever_mu(dataset, tmp_path):
         "grpo.min_lr_ratio=0.0",
     )
     trainer = grpo.GRPOTrainer(cfg, "tiny-random", dataset, str(tmp_path / "out"), progress=False)
-    shape = trainer.engine.scheduler.lr_lambdas[0]
+    shape = trainer.backend.scheduler.lr_lambdas[0]
     # 2 optimizer updates per GRPO step: 1 warm-up step = 2 updates, 4 steps = 8 updates
     assert [round(shape(i), 3) for i in range(9)] == [
         0.5, 1.0, 1.0, 0.833, 0.667, 0.5, 0.333, 0.167, 0.0,

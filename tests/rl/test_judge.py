@@ -299,7 +299,7 @@ def test_grpo_step_with_the_judge_on(which, scripted_judge, tiny_judge, text_dat
     cfg = grpo_cfg(url, model, tmp_path)
     trainer = GRPOTrainer(cfg, "tiny-random", text_dataset, str(tmp_path / "out"), progress=False)
     answering_policy(trainer)
-    before = {k: v.detach().clone() for k, v in trainer.engine.module.named_parameters()}
+    before = {k: v.detach().clone() for k, v in trainer.backend.module.named_parameters()}
     trainer.run()
     rows = read_metrics(tmp_path / "out" / "metrics.jsonl")
     m = rows[-1]
@@ -309,7 +309,7 @@ def test_grpo_step_with_the_judge_on(which, scripted_judge, tiny_judge, text_dat
     if which == "scripted":  # red scores 1, blue 0: every group has signal, the model moves
         assert m["train/judge/fallback_rate"] == 0.0
         assert m["train/reward/judge"] == pytest.approx(0.5)
-        after = dict(trainer.engine.module.named_parameters())
+        after = dict(trainer.backend.module.named_parameters())
         assert any(not torch.equal(before[k], after[k].detach()) for k in before)
     else:
         assert 0.0 <= m["train/judge/fallback_rate"] <= 1.0

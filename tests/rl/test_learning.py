@@ -6,11 +6,11 @@ import pytest
 
 from miva.rl import grpo
 from miva.rl.metrics import read_metrics
-from tests.rl.test_grpo import dataset, small_cfg, toy_reward  # noqa: F401 - fixtures
+from tests.rl.test_grpo import small_cfg, toy_reward  # noqa: F401 - fixtures
 
 
 @pytest.mark.slow
-def test_reward_mean_rises_on_a_toy_task(dataset, tmp_path):  # noqa: F811
+def test_reward_mean_rises_on_a_toy_task(dataset, tmp_path):
     cfg = small_cfg(
         "grpo.steps=24",
         "reward.weights={even_tokens: 1.0}",

@@ -6,10 +6,9 @@ import pytest
 
 from miva.config import load_config
 from miva.rl.metrics import read_metrics
-from tests.rl.test_grpo import dataset  # noqa: F401 - the shared tiny dataset fixture
 
 
-def test_gold_trajectories_answer_correctly(dataset):  # noqa: F811
+def test_gold_trajectories_answer_correctly(dataset):
     from miva.rl.grpo import _convert_answer
     from miva.rl.rewards import score
     from miva.rl.rewards.registry import RewardSettings
@@ -34,7 +33,7 @@ def test_gold_trajectories_answer_correctly(dataset):  # noqa: F811
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lora", [False, True])
-def test_sft_trains_and_saves_a_loadable_model(dataset, tmp_path, lora):  # noqa: F811
+def test_sft_trains_and_saves_a_loadable_model(dataset, tmp_path, lora):
     from miva.agent.model import load_model
     from miva.rl.sft import run_sft
 

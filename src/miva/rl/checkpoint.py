@@ -1,6 +1,6 @@
 """Atomic checkpoints with exact resume.
 
-A checkpoint is a folder ``<out>/checkpoints/step-<N>/`` holding the engine state (model,
+A checkpoint is a folder ``<out>/checkpoints/step-<N>/`` holding the training backend's state (model,
 optimizer, scheduler; with DeepSpeed one optimizer shard per rank), ``state.json`` (step,
 world size, rank 0's data cursor and counters), and per rank ``state-rank<r>.json`` (that
 rank's cursor and counters) and ``rng-rank<r>.pt`` (python, numpy, torch and CUDA generator
@@ -61,7 +61,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def save_checkpoint(
     root: str | Path,
     step: int,
-    engine: Any,
+    backend: Any,
     state: dict[str, Any],
     keep: int = 2,
     world: World | None = None,
@@ -89,7 +89,7 @@ def save_checkpoint(
     barrier()  # every rank, shared or not (a barrier only some ranks reach never returns)
     if not shared:
         tmp.mkdir(parents=True, exist_ok=True)
-    engine.save(str(tmp))
+    backend.save(str(tmp))
     torch.save(rng_state(), tmp / f"rng-rank{world.rank}.pt")
     blob = json.dumps({**state, "step": step}, indent=2, sort_keys=True)
     (tmp / f"state-rank{world.rank}.json").write_text(blob)
@@ -122,8 +122,8 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return path
 
 
-def load_checkpoint(path: str | Path, engine: Any, world: World | None = None) -> dict[str, Any]:
-    """Restore engine and this rank's RNG states; return this rank's saved ``state`` (with
+def load_checkpoint(path: str | Path, backend: Any, world: World | None = None) -> dict[str, Any]:
+    """Restore the backend and this rank's RNG states; return this rank's saved ``state`` (with
     ``step``). A checkpoint written by a different number of ranks fails with both numbers."""
     world = world or World()
     path = Path(path)
@@ -134,7 +134,7 @@ def load_checkpoint(path: str | Path, engine: Any, world: World | None = None) -
             f"checkpoint {path} was written by {saved_world} training processes but this run has "
             f"{world.size}; resume with the same number (torchrun --nproc-per-node / --nnodes)"
         )
-    engine.load(str(path))
+    backend.load(str(path))
     rng = path / f"rng-rank{world.rank}.pt"
     if not rng.exists():  # written before per-rank files existed (one process)
         rng = path / "rng.pt"

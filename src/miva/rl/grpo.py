@@ -1,6 +1,6 @@
 """GRPO with multi-turn tool use: the training loop, top to bottom.
 
-    set-up      process group (torchrun), samples, policy, engine, reference model (beta > 0),
+    set-up      process group (torchrun), samples, policy, training backend, reference model (beta > 0),
                 agent, curation, resume
     each step:
       rollout     this rank's share of prompts_per_step prompts x group_size trajectories
@@ -189,7 +189,7 @@ class GRPOTrainer:
         from miva.agent.engines import make_engine
         from miva.agent.rollout import Agent
         from miva.agent.tools import build_tools
-        from miva.rl.engines import build_engine
+        from miva.rl.backends import build_backend
         from miva.rl.setup import check_batch, device_of, load_policy, load_training_samples
 
         # ------------------------------------------------------------------ set-up
@@ -213,12 +213,12 @@ class GRPOTrainer:
         if self.t.beta > 0:
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         model.train()
-        self.engine = build_engine(
+        self.backend = build_backend(
             self.t.training_backend,
             model,
             lr=self.t.lr,
             weight_decay=self.t.weight_decay,
-            # the engine's schedule counts optimizer updates: mu per GRPO step
+            # the backend's schedule counts optimizer updates: mu per GRPO step
             warmup_steps=self.t.warmup_steps * self.t.mu,
             total_steps=self.t.steps * self.t.mu,
             lr_decay=self.t.lr_decay,
@@ -240,7 +240,7 @@ class GRPOTrainer:
                 "max_pixels": cfg.model.max_pixels,
             }
         self.rollout_engine = make_engine(
-            cfg.agent.rollout_engine, self.engine.module, self.processor, cfg.agent, **kwargs
+            cfg.agent.rollout_engine, self.backend.module, self.processor, cfg.agent, **kwargs
         )
         self.agent = Agent(self.processor, cfg.agent, build_tools(cfg.agent), self.rollout_engine)
         self.rewards = RewardSettings.of(cfg.reward, convert_answer=_convert_answer)
@@ -262,7 +262,7 @@ class GRPOTrainer:
         from miva.rl.curate import curate
 
         w = self.world
-        with self.engine.gathered():
+        with self.backend.gathered():
             result = curate(
                 self.samples[w.rank :: w.size],
                 self.agent,
@@ -285,7 +285,7 @@ class GRPOTrainer:
         path = latest_checkpoint(self.local_out)
         if path is None:
             return
-        state = load_checkpoint(path, self.engine, self.world)
+        state = load_checkpoint(path, self.backend, self.world)
         self.start_step = int(state["step"])
         self.skipped = int(state.get("skipped", 0))
         if state.get("sample_ids"):
@@ -305,10 +305,10 @@ class GRPOTrainer:
         if not picked:
             return StepBatch()
         seed = dist.stream_seed(self.cfg.seed, step, round_, w.rank)
-        self.engine.module.eval()
-        with torch.no_grad(), self.engine.gathered():
+        self.backend.module.eval()
+        with torch.no_grad(), self.backend.gathered():
             trajs = self.agent.rollout(picked, G, seed=seed)
-        self.engine.module.train()
+        self.backend.module.train()
         samples = [s for s in picked for _ in range(G)]
         rows = score(trajs, samples, self.rewards)
         statuses = [t.status for t in trajs]
@@ -399,7 +399,7 @@ class GRPOTrainer:
         with torch.no_grad():
             for m in micro:
                 if t.mu > 1:
-                    m.old_logp = _logp(self.engine.module, m, settings.temperature)
+                    m.old_logp = _logp(self.backend.module, m, settings.temperature)
                 if self.ref_model is not None:
                     m.ref_logp = _logp(self.ref_model, m, settings.temperature)
         sums: dict[str, float] = {}
@@ -407,11 +407,11 @@ class GRPOTrainer:
         grad_norms = []
         for _ in range(t.mu):
             for k, m in enumerate(micro):
-                with self.engine.micro_step(last=k == len(micro) - 1):
-                    loss, metrics = micro_batch_loss(self.engine.model, m, settings)
+                with self.backend.micro_step(last=k == len(micro) - 1):
+                    loss, metrics = micro_batch_loss(self.backend.model, m, settings)
                     if dist.any_rank(not bool(torch.isfinite(loss))):
                         raise _NonFinite(f"loss {float(loss)}")
-                    self.engine.backward(loss)
+                    self.backend.backward(loss)
                 w = metrics["tokens"]
                 for key, v in metrics.items():
                     if key in _PEAK_METRICS:
@@ -419,7 +419,7 @@ class GRPOTrainer:
                     else:
                         sums[key] = sums.get(key, 0.0) + (v if key == "tokens" else v * w)
                 sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-            grad_norms.append(self.engine.step())
+            grad_norms.append(self.backend.step())
         # token-weighted means over every rank's tokens; maxima over ranks; the loss is a sum
         # of the ranks' shares
         names = sorted(sums)
@@ -431,7 +431,7 @@ class GRPOTrainer:
         out.update({f"train/{k}": v for k, v in peaks.items()})
         out["train/loss"] = sums.get("loss", 0.0) / t.mu
         out["train/grad_norm"] = grad_norms[-1]
-        out["train/lr"] = self.engine.lr
+        out["train/lr"] = self.backend.lr
         if not all(math.isfinite(g) for g in grad_norms):
             raise _NonFinite("gradient norm")
         return out
@@ -482,14 +482,14 @@ class GRPOTrainer:
                     metrics.update(self._update(batch, adv))
                 except _NonFinite:
                     self.skipped += 1
-                    _zero_grads(self.engine)
+                    _zero_grads(self.backend)
                 self._sync_rollout_weights()
             t_upd = time.perf_counter() - t1
             # logging
             dt = time.perf_counter() - t0
             if self.log_fn is not None:
-                metrics.update(self.log_fn(step, self.engine.module) or {})
-                self.engine.module.train()
+                metrics.update(self.log_fn(step, self.backend.module) or {})
+                self.backend.module.train()
             n_tokens = dist.all_sum([sum(len(x.token_ids) for x in batch.trajectories)])[0]
             metrics.update(
                 {
@@ -513,7 +513,7 @@ class GRPOTrainer:
                 save_checkpoint(
                     self.local_out,
                     step,
-                    self.engine,
+                    self.backend,
                     {
                         "cursor": self.cursor.state(),
                         "skipped": self.skipped,
@@ -532,17 +532,17 @@ class GRPOTrainer:
         """A separate rollout engine (vLLM, one per rank) gets the new weights after every
         update; the HF engine samples from the training model itself and needs nothing."""
         if self.cfg.agent.rollout_engine != "hf" and hasattr(self.rollout_engine, "load_weights"):
-            with self.engine.gathered():
-                self.rollout_engine.load_weights(self.engine.module.state_dict())
+            with self.backend.gathered():
+                self.rollout_engine.load_weights(self.backend.module.state_dict())
 
     def _finish(self) -> TrainResult:
         from miva.agent.model import save_model
         from miva.rl.plots import plot_curves
 
-        model = self.engine.module
+        model = self.backend.module
         model.eval()
         curve = None
-        with self.engine.gathered():  # ZeRO-3: whole parameters for rank 0 to save
+        with self.backend.gathered():  # ZeRO-3: whole parameters for rank 0 to save
             if self.world.is_main:
                 save_model(model, self.processor, self.output)
                 curve = plot_curves(self.logger.history, self.local_out / "curves.png", "GRPO")
@@ -564,8 +564,8 @@ class _NonFinite(Exception):
 _PEAK_METRICS = frozenset({"logp_mismatch_max"})
 
 
-def _zero_grads(engine: Any) -> None:
-    for p in engine.module.parameters():
+def _zero_grads(backend: Any) -> None:
+    for p in backend.module.parameters():
         p.grad = None
 
 

@@ -257,7 +257,7 @@ def run_sft(
     import torch
 
     from miva.agent.model import save_model
-    from miva.rl.engines import build_engine
+    from miva.rl.backends import build_backend
     from miva.rl.metrics import MetricsLogger
     from miva.rl.setup import device_of, load_policy, load_training_samples
     from miva.storage import is_remote
@@ -271,7 +271,7 @@ def run_sft(
     if cfg.sft.lora.enabled:
         model = apply_lora(model, cfg.sft.lora)
     model.train()
-    engine = build_engine(
+    backend = build_backend(
         "torch",
         model,
         lr=cfg.sft.lr,
@@ -300,13 +300,13 @@ def run_sft(
             order.extend(perm)
         idx, order = order[: cfg.sft.batch_size], order[cfg.sft.batch_size :]
         t_step = time.perf_counter()
-        loss, tokens = sft_loss(engine.module, [gold[i] for i in idx], processor)
+        loss, tokens = sft_loss(backend.module, [gold[i] for i in idx], processor)
         if not torch.isfinite(loss):
-            engine.zero_grad()
+            backend.zero_grad()
             skipped += 1
             continue
-        engine.backward(loss)
-        grad_norm = engine.step()
+        backend.backward(loss)
+        grad_norm = backend.step()
         loss_value = float(loss.detach())
         if step % cfg.sft.log_every == 0 or step == cfg.sft.steps:
             dt = time.perf_counter() - t_step
@@ -315,16 +315,16 @@ def run_sft(
                 {
                     "loss": loss_value,
                     "grad_norm": grad_norm,
-                    "lr": engine.lr,
+                    "lr": backend.lr,
                     "tokens_per_s": tokens / max(dt, 1e-9),
                     "skipped_steps": skipped,
                 },
             )
             if log_fn:
-                log_fn(step, engine.module)
+                log_fn(step, backend.module)
         if progress:
             bar.set_postfix(loss=f"{loss_value:.3f}")
-    model = engine.module
+    model = backend.module
     if cfg.sft.lora.enabled:
         model = model.merge_and_unload()
     model.eval()

@@ -42,7 +42,7 @@ def enable_gradient_checkpointing(model: Any) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-class TorchEngine:
+class TorchBackend:
     name = "torch"
 
     def __init__(

@@ -1,4 +1,4 @@
-"""DeepSpeed engine: ZeRO-2 or ZeRO-3, bf16 on GPU, optional gradient checkpointing.
+"""DeepSpeed backend: ZeRO-2 or ZeRO-3, bf16 on GPU, optional gradient checkpointing.
 
 Launch on GPUs with ``torchrun --nproc-per-node N [--nnodes M ...] -m miva.cli train
 --set grpo.training_backend=deepspeed``; every rank runs the same loop on its share of prompts. On
@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
+from miva.rl.backends.torch_backend import enable_gradient_checkpointing, warmup_lambda
 from miva.rl.distributed import World
-from miva.rl.engines.torch_engine import enable_gradient_checkpointing, warmup_lambda
 
 
 def zero_config(
@@ -66,7 +66,7 @@ def _init_distributed() -> None:
     deepspeed.init_distributed(dist_backend=backend)
 
 
-class DeepSpeedEngine:
+class DeepSpeedBackend:
     name = "deepspeed"
 
     def __init__(
