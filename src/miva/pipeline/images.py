@@ -54,11 +54,10 @@ def image_ref(registry: str, kind: str, tag: str, digest: str = "") -> str:
     return f"{ref}@{digest}"
 
 
-def stage_image(stage: str, registry: str, tag: str, digests: dict[str, str] | None = None) -> str:
+def stage_image(stage: str, registry: str, tag: str) -> str:
     if stage not in STAGE_IMAGE:
         raise ConfigError(f"unknown stage {stage!r}; known: {sorted(STAGE_IMAGE)}")
-    kind = STAGE_IMAGE[stage]
-    return image_ref(registry, kind, tag, (digests or {}).get(kind, ""))
+    return image_ref(registry, STAGE_IMAGE[stage], tag)
 
 
 def read_tags(path: str | Path) -> dict[str, str]:
